@@ -1,0 +1,1 @@
+"""The `tactful` command line: operator tasks over the public tactful API."""

@@ -1,0 +1,51 @@
+"""tactful: privacy-first, consent-aware personalization.
+
+Open a store with `Tactful.open()`, record profiles, events and consent, and ask
+`tf.recommend(user)`: the policy gate decides what may be used, and every decision is audited.
+"""
+
+from tactful.audit import AuditVerdict
+from tactful.client import Tactful
+from tactful.consent import ConsentReceipt, PurposeConsent
+from tactful.errors import (
+    BudgetExhausted,
+    ConfigurationError,
+    ConsentRequired,
+    IntegrityError,
+    KeyUnavailable,
+    PolicyError,
+    SubjectErased,
+    SubjectNotFound,
+    TactfulError,
+    ValidationError,
+)
+from tactful.models import Recommendations, RecommendedItem
+from tactful.rights import ErasureReceipt
+from tactful.settings import Settings
+
+__all__ = [
+    "AuditVerdict",
+    "BudgetExhausted",
+    "ConfigurationError",
+    "ConsentReceipt",
+    "ConsentRequired",
+    "ErasureReceipt",
+    "IntegrityError",
+    "KeyUnavailable",
+    "PolicyError",
+    "PurposeConsent",
+    "Recommendations",
+    "RecommendedItem",
+    "Settings",
+    "SubjectErased",
+    "SubjectNotFound",
+    "Tactful",
+    "TactfulError",
+    "ValidationError",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("tactful."):
+        _obj.__module__ = "tactful"
+del _name, _obj

@@ -1,0 +1,63 @@
+"""Where things live: TACTFUL_HOME, TACTFUL_DB_URL, TACTFUL_KEY_FILE, TACTFUL_POLICIES."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tactful.errors import ConfigurationError
+
+DEFAULT_HOME = ".tactful"
+DB_FILE = "tactful.db"
+KEY_FILE = "master.key"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The resolved locations of a store: its database URL, master key file and policy pack."""
+
+    home: Path
+    db_url: str
+    key_file: Path
+    policies: Path | None
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the store is an embedded SQLite file."""
+        return self.db_url.startswith("sqlite")
+
+
+def normalize_db_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and select the psycopg 3 driver for them."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith(("postgresql+psycopg://", "sqlite://", "sqlite+pysqlite://")):
+        return url
+    scheme = url.split("://", 1)[0] if "://" in url else url[:20]
+    raise ConfigurationError(
+        f"unsupported database URL scheme {scheme!r}: use sqlite:///path/to/tactful.db "
+        "or postgresql://host:port/dbname"
+    )
+
+
+def resolve(
+    *,
+    home: str | os.PathLike[str] | None = None,
+    db_url: str | None = None,
+    key_file: str | os.PathLike[str] | None = None,
+    policies: str | os.PathLike[str] | None = None,
+) -> Config:
+    """Resolve explicit arguments, then TACTFUL_* environment variables, then defaults."""
+    home_path = Path(home or os.environ.get("TACTFUL_HOME") or DEFAULT_HOME).expanduser()
+    url = db_url or os.environ.get("TACTFUL_DB_URL")
+    if url is None:
+        url = f"sqlite:///{(home_path / DB_FILE).resolve()}"
+    key = Path(key_file or os.environ.get("TACTFUL_KEY_FILE") or home_path / KEY_FILE)
+    pol = policies or os.environ.get("TACTFUL_POLICIES")
+    return Config(
+        home=home_path,
+        db_url=normalize_db_url(url),
+        key_file=key.expanduser(),
+        policies=Path(pol).expanduser() if pol else None,
+    )

@@ -1,0 +1,81 @@
+"""AES-256-GCM field encryption with associated data, DEK wrapping, and keyed pseudonyms.
+
+Every ciphertext is nonce(12) || ciphertext+tag. The associated data binds a ciphertext to
+(subject, table, row/field), so a ciphertext moved elsewhere fails to decrypt. All failures
+raise one uninformative IntegrityError (no oracle for an attacker).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from tactful.errors import IntegrityError
+
+NONCE_BYTES = 12
+SCHEMA_VERSION = b"1"
+
+
+def associated_data(subject_ref: str, table: str, field: str) -> bytes:
+    """The associated data that binds a ciphertext to its subject, table and field/row."""
+    return b"tactful|" + SCHEMA_VERSION + b"|" + "|".join((subject_ref, table, field)).encode()
+
+
+class FieldCipher:
+    """Encrypts and decrypts one subject's values under that subject's data key."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def __repr__(self) -> str:
+        return "FieldCipher(<key hidden>)"
+
+    def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
+        """Encrypt with a fresh random nonce."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def decrypt(self, blob: bytes, aad: bytes) -> bytes:
+        """Decrypt; IntegrityError if the ciphertext, its place or its key is not right."""
+        try:
+            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+        except (InvalidTag, ValueError) as exc:
+            raise IntegrityError(
+                "a ciphertext failed to verify (tampered, moved to another row or field, or "
+                "under the wrong key); restore the affected rows from a backup"
+            ) from exc
+
+
+def new_data_key() -> bytes:
+    """A fresh random 256-bit data key (DEK)."""
+    return AESGCM.generate_key(bit_length=256)
+
+
+def wrap_key(kek: bytes, dek: bytes, *, subject_ref: str, kek_version: int) -> bytes:
+    """Encrypt a DEK under a KEK, bound to its subject and KEK version."""
+    return FieldCipher(kek).encrypt(dek, _wrap_aad(subject_ref, kek_version))
+
+
+def unwrap_key(kek: bytes, wrapped: bytes, *, subject_ref: str, kek_version: int) -> bytes:
+    """Decrypt a wrapped DEK; IntegrityError if it does not belong to this subject/version."""
+    return FieldCipher(kek).decrypt(wrapped, _wrap_aad(subject_ref, kek_version))
+
+
+def _wrap_aad(subject_ref: str, kek_version: int) -> bytes:
+    return b"tactful-dek|" + SCHEMA_VERSION + f"|{subject_ref}|{kek_version}".encode()
+
+
+def pseudonym(key: bytes, user_id: str) -> str:
+    """The keyed pseudonym (HMAC-SHA256, hex) under which a user id is stored."""
+    return hmac.new(key, b"subject|" + user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def keyed_digest(key: bytes, data: bytes) -> bytes:
+    """HMAC-SHA256 of `data` under `key` (audit checkpoints, blind indexes)."""
+    return hmac.new(key, data, hashlib.sha256).digest()

@@ -1,0 +1,120 @@
+"""The gate: reads the subject's state, decides, narrows what may be read, records the decision."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from tactful.audit import AuditLog
+from tactful.consent import ConsentLedger
+from tactful.errors import ValidationError
+from tactful.policy.engine import CompiledPolicy, Decision, SubjectState
+from tactful.settings import Settings, SettingsStore
+from tactful.store import Connection, SubjectRef, category_allowed
+
+MAX_CONTEXT = 32
+BEHAVIOR = "user.behavior"
+
+
+def narrow(read: frozenset[str], allowed: tuple[str, ...]) -> frozenset[str]:
+    """The part of `read` that also falls under `allowed` (categories are dotted prefixes)."""
+    allowed_set = frozenset(allowed)
+    out: set[str] = set()
+    for r in read:
+        if category_allowed(r, allowed_set):
+            out.add(r)
+        else:
+            out.update(a for a in allowed if category_allowed(a, frozenset({r})))
+    return frozenset(out)
+
+
+def settings_filter(read: frozenset[str], settings: Settings) -> frozenset[str]:
+    """Drop the data sources the user switched off (behavior, profile)."""
+    return frozenset(
+        c
+        for c in read
+        if (settings.use_behavior or not category_allowed(c, frozenset({BEHAVIOR})))
+        and (settings.use_profile or category_allowed(c, frozenset({BEHAVIOR})))
+    )
+
+
+class Gate:
+    """Decides every personalization call and writes its audit record."""
+
+    def __init__(
+        self,
+        policy: CompiledPolicy,
+        ledger: ConsentLedger,
+        settings: SettingsStore,
+        audit: AuditLog,
+    ) -> None:
+        self.policy = policy
+        self._ledger = ledger
+        self._settings = settings
+        self._audit = audit
+
+    def state(self, conn: Connection, subject: SubjectRef | None) -> tuple[SubjectState, Settings]:
+        """Read the subject's consent (now), settings, status and jurisdiction."""
+        if subject is None:
+            defaults = Settings()
+            return SubjectState("unknown", frozenset(), defaults), defaults
+        consent = self._ledger.status(conn, subject)
+        settings = self._settings.get(conn, subject)
+        given = frozenset(p for p, c in consent.items() if c.given)
+        return SubjectState(subject.status, given, settings, subject.jurisdiction), settings
+
+    def decide(
+        self,
+        conn: Connection,
+        subject: SubjectRef | None,
+        purpose: str,
+        context: Mapping[str, str] | None = None,
+    ) -> tuple[Decision, Settings]:
+        """Decide for one call; the decision's `read` is narrowed by the purpose and settings."""
+        if purpose not in self.policy.pack.purposes.purposes:
+            raise ValidationError(
+                f"purpose {purpose!r} is not declared in the policy pack's purposes.yaml "
+                f"(declared: {', '.join(self.policy.pack.purposes.ids())})"
+            )
+        ctx = dict(context or {})
+        if len(ctx) > MAX_CONTEXT or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in ctx.items()
+        ):
+            raise ValidationError(f"context must be a dict of at most {MAX_CONTEXT} str -> str")
+        state, settings = self.state(conn, subject)
+        decision = self.policy.decide(purpose, state, ctx)
+        if decision.read:
+            purpose_cats = self.policy.pack.purposes.get(purpose).data_categories
+            read = settings_filter(narrow(decision.read, purpose_cats), settings)
+            decision = replace(decision, read=read)
+        return decision, settings
+
+    def record(
+        self,
+        conn: Connection,
+        subject: SubjectRef | None,
+        decision: Decision,
+        *,
+        categories_used: frozenset[str],
+        recommender: str,
+        items: int,
+    ) -> int:
+        """Append the decision record (no personal data: alias, rule ids, categories, counts)."""
+        return self._audit.append(
+            conn,
+            "decision",
+            {
+                "decision_id": decision.id,
+                "purpose": decision.purpose,
+                "outcome": decision.outcome,
+                "reasons": list(decision.reasons),
+                "categories_allowed": sorted(decision.read),
+                "categories_used": sorted(categories_used),
+                "excluded_item_categories": sorted(decision.exclude_item_categories),
+                "policy_version": decision.policy_version,
+                "policy_hash": decision.policy_hash,
+                "recommender": recommender,
+                "items": items,
+            },
+            alias=subject.alias if subject else None,
+        )

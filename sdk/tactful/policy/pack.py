@@ -1,0 +1,103 @@
+"""Loading a policy pack directory: pack.yaml, purposes.yaml, fields.yaml, rules.yaml."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from tactful.consent import PurposeCatalog
+from tactful.errors import PolicyError
+from tactful.policy.model import PackMeta, RuleFile
+from tactful.store import ProfileSchema
+
+FILES = ("pack.yaml", "purposes.yaml", "fields.yaml", "rules.yaml")
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyPack:
+    """A validated policy pack and the content hash recorded in every decision."""
+
+    directory: Path
+    meta: PackMeta
+    purposes: PurposeCatalog
+    schema: ProfileSchema
+    rules: RuleFile
+    content_hash: str
+
+
+def default_directory() -> Path:
+    """The shipped default pack: package data in a wheel, the repo's policies/ in a checkout."""
+    shipped = Path(str(resources.files("tactful") / "_policies"))
+    if (shipped / "pack.yaml").is_file():
+        return shipped
+    checkout = Path(__file__).resolve().parents[3] / "policies"
+    if (checkout / "pack.yaml").is_file():
+        return checkout
+    raise PolicyError(
+        "the default policy pack is missing from this installation; reinstall tactful or pass "
+        "policies=DIR (or set TACTFUL_POLICIES)"
+    )
+
+
+def load_pack(directory: Path | None = None) -> PolicyPack:
+    """Load and validate a pack; PolicyError names the file, the key and what is wrong."""
+    root = Path(directory) if directory is not None else default_directory()
+    if not root.is_dir():
+        raise PolicyError(f"policy directory {root} does not exist; pass an existing directory")
+    raw: dict[str, bytes] = {}
+    for name in FILES:
+        path = root / name
+        if not path.is_file():
+            raise PolicyError(
+                f"policy pack {root} has no {name}; every pack needs {', '.join(FILES)}"
+            )
+        raw[name] = path.read_bytes()
+    digest = hashlib.sha256()
+    for name in FILES:
+        digest.update(name.encode() + b"\0" + raw[name] + b"\0")
+    meta = _parse(root / "pack.yaml", raw["pack.yaml"], PackMeta)
+    purposes = _parse(root / "purposes.yaml", raw["purposes.yaml"], PurposeCatalog)
+    schema = _parse(root / "fields.yaml", raw["fields.yaml"], ProfileSchema)
+    rules = _parse(root / "rules.yaml", raw["rules.yaml"], RuleFile)
+    _cross_check(root, purposes, rules)
+    return PolicyPack(root, meta, purposes, schema, rules, digest.hexdigest())
+
+
+def _parse(path: Path, data: bytes, model: type[M]) -> M:
+    try:
+        doc: Any = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise PolicyError(
+            f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
+    try:
+        return model.model_validate(doc)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        raise PolicyError(f"{path}: at {key}: {first['msg']}{more}") from None
+
+
+def _cross_check(root: Path, purposes: PurposeCatalog, rules: RuleFile) -> None:
+    seen: set[str] = set()
+    for rule in rules.rules:
+        if rule.id in seen:
+            raise PolicyError(f"{root / 'rules.yaml'}: rule id {rule.id!r} is used twice")
+        seen.add(rule.id)
+        for pid in rule.match.purposes:
+            if pid != "*" and pid not in purposes.purposes:
+                raise PolicyError(
+                    f"{root / 'rules.yaml'}: rule {rule.id!r} names purpose {pid!r}, which "
+                    f"purposes.yaml does not declare (declared: {', '.join(purposes.ids())})"
+                )

@@ -1,0 +1,83 @@
+"""The only things a recommender ever sees: minimized views, interactions and catalog items.
+
+Nothing here names a user. A recommender learns from anonymous bundles of interactions (one
+bundle per contributor, with no identifier) and answers for one MinimizedView at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """One consented behavioral event: an item, how strongly, and when (epoch seconds)."""
+
+    item: str
+    kind: str = "view"
+    weight: float = 1.0
+    ts: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogItem:
+    """An item of the catalog (not personal data): id, categories/tags and free attributes."""
+
+    item_id: str
+    title: str = ""
+    categories: tuple[str, ...] = ()
+    attributes: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MinimizedView:
+    """What the policy allowed a recommender to read about one user for one decision.
+
+    `fields` holds only the profile fields of allowed data categories, `history` only the
+    allowed events (oldest first), `context` only the allowed request context. No identifier.
+    """
+
+    fields: Mapping[str, object] = field(default_factory=dict)
+    history: tuple[Interaction, ...] = ()
+    context: Mapping[str, str] = field(default_factory=dict)
+    categories_read: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredItem:
+    """A recommended item with its score, the signal that produced it and a readable reason."""
+
+    item: str
+    score: float
+    signal: str
+    explanation: str
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    """A pure recommender: learns from anonymous interaction bundles, answers for one view.
+
+    `fit` replaces what was learned; `forget` removes exactly one earlier contributor's bundle
+    (erasure, consent withdrawal), `learn` adds one. `recommend` never returns an item of
+    `exclude`, and returns at most k items, best first.
+    """
+
+    name: str
+
+    def fit(self, bundles: Sequence[Sequence[Interaction]], catalog: Sequence[CatalogItem]) -> None:
+        """Learn from scratch from one bundle of interactions per contributor."""
+        ...
+
+    def learn(self, bundle: Sequence[Interaction]) -> None:
+        """Add one contributor's interactions to what was learned."""
+        ...
+
+    def forget(self, bundle: Sequence[Interaction]) -> None:
+        """Remove one contributor's interactions as if they had never been learned."""
+        ...
+
+    def recommend(self, view: MinimizedView, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
+        """Return at most k items for the view, best first, none of them in `exclude`."""
+        ...

@@ -1,0 +1,292 @@
+"""Profiles, events and the catalog: encrypted writes and minimized reads."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Table, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tactful.crypto import FieldCipher, associated_data
+from tactful.errors import ValidationError
+from tactful.store.engine import now, utc
+from tactful.store.schema import ProfileSchema, category_allowed
+from tactful.store.subjects import SubjectRef, Subjects
+from tactful.store.tables import CatalogEntry, Event, ProfileField, Subject, table_of
+
+_profile = table_of(ProfileField)
+_event = table_of(Event)
+_catalog = table_of(CatalogEntry)
+_subject = table_of(Subject)
+
+MAX_ITEM_ID = 128
+MAX_KIND = 32
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A decrypted event: item, kind, time."""
+
+    item: str
+    kind: str
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """A catalog item as stored."""
+
+    item_id: str
+    title: str
+    categories: tuple[str, ...]
+    attributes: dict[str, object]
+
+
+def upsert(conn: Connection, table: Table, rows: list[dict[str, object]], keys: list[str]) -> None:
+    """Insert rows, or update the non-key columns where the key already exists."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    stmt = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)).values(
+        rows
+    )
+    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates))
+
+
+class Profiles:
+    """Encrypted profile fields, one ciphertext per field."""
+
+    def __init__(self, subjects: Subjects, schema: ProfileSchema) -> None:
+        self._subjects = subjects
+        self.schema = schema
+
+    def put(self, conn: Connection, subject: SubjectRef, values: Mapping[str, object]) -> None:
+        """Validate and write fields (None deletes a field)."""
+        self.schema.check(values)
+        cipher = self._subjects.cipher(conn, subject)
+        stamp = now()
+        rows: list[dict[str, object]] = []
+        for name, value in values.items():
+            if value is None:
+                conn.execute(
+                    delete(_profile).where(
+                        (_profile.c.subject_id == subject.id) & (_profile.c.name == name)
+                    )
+                )
+                continue
+            blob = cipher.encrypt(
+                json.dumps(value).encode(), associated_data(subject.ref, "profile_field", name)
+            )
+            rows.append(
+                {
+                    "subject_id": subject.id,
+                    "name": name,
+                    "category": self.schema.category(name),
+                    "ciphertext": blob,
+                    "updated_at": stamp,
+                }
+            )
+        upsert(conn, _profile, rows, ["subject_id", "name"])
+
+    def get(
+        self,
+        conn: Connection,
+        subject: SubjectRef,
+        *,
+        categories: frozenset[str] | None = None,
+    ) -> dict[str, object]:
+        """Decrypt the subject's fields; with `categories`, only fields of those categories."""
+        rows = conn.execute(
+            select(_profile.c.name, _profile.c.category, _profile.c.ciphertext)
+            .where(_profile.c.subject_id == subject.id)
+            .order_by(_profile.c.name)
+        ).all()
+        wanted = [r for r in rows if categories is None or category_allowed(r.category, categories)]
+        if not wanted:
+            return {}
+        cipher = self._subjects.cipher(conn, subject)
+        return {
+            r.name: json.loads(
+                cipher.decrypt(r.ciphertext, associated_data(subject.ref, "profile_field", r.name))
+            )
+            for r in wanted
+        }
+
+    def delete_all(self, conn: Connection, subject: SubjectRef) -> int:
+        """Delete every field of the subject; returns how many."""
+        return conn.execute(delete(_profile).where(_profile.c.subject_id == subject.id)).rowcount
+
+
+def check_event(item: object, kind: object) -> None:
+    """Validate an event's item id and kind (the values are never echoed)."""
+    if not isinstance(item, str) or not item or len(item) > MAX_ITEM_ID:
+        raise ValidationError(
+            f"event item must be a non-empty string of at most {MAX_ITEM_ID} characters"
+        )
+    if not isinstance(kind, str) or not kind or len(kind) > MAX_KIND:
+        raise ValidationError(
+            f"event kind must be a non-empty string of at most {MAX_KIND} characters"
+        )
+
+
+class Events:
+    """Encrypted behavioral events: the item and kind are inside the ciphertext."""
+
+    def __init__(self, subjects: Subjects, category: str) -> None:
+        self._subjects = subjects
+        self.category = category
+
+    def record_many(
+        self,
+        conn: Connection,
+        subject: SubjectRef,
+        events: Iterable[tuple[str, str, datetime | None]],
+    ) -> int:
+        """Encrypt and insert events (item, kind, ts) for one subject; returns how many."""
+        cipher = self._subjects.cipher(conn, subject)
+        stamp = now()
+        rows: list[dict[str, object]] = []
+        for item, kind, ts in events:
+            check_event(item, kind)
+            if ts is not None and ts.tzinfo is None:
+                raise ValidationError("event time must be timezone-aware (e.g. datetime.now(UTC))")
+            event_id = uuid.uuid4().hex
+            payload = json.dumps([item, kind], separators=(",", ":")).encode()
+            rows.append(
+                {
+                    "id": event_id,
+                    "subject_id": subject.id,
+                    "category": self.category,
+                    "ts": utc(ts) if ts else stamp,
+                    "ciphertext": cipher.encrypt(
+                        payload, associated_data(subject.ref, "event", event_id)
+                    ),
+                }
+            )
+        if rows:
+            conn.execute(_event.insert(), rows)
+        return len(rows)
+
+    def read(self, conn: Connection, subject: SubjectRef) -> list[StoredEvent]:
+        """All of the subject's events, oldest first."""
+        rows = conn.execute(
+            select(_event.c.id, _event.c.ts, _event.c.ciphertext)
+            .where(_event.c.subject_id == subject.id)
+            .order_by(_event.c.ts, _event.c.id)
+        )
+        cipher = self._subjects.cipher(conn, subject)
+        return [self._open(cipher, subject.ref, r.id, r.ts, r.ciphertext) for r in rows]
+
+    def bundles(
+        self, conn: Connection, subject_ids: Sequence[int]
+    ) -> Iterator[tuple[int, list[StoredEvent]]]:
+        """Decrypted events of many subjects, grouped per subject (bulk training read)."""
+        subject = _subject
+        ciphers = self._subjects.ciphers_for(conn, list(subject_ids))
+        for start in range(0, len(subject_ids), 500):
+            chunk = list(subject_ids[start : start + 500])
+            rows = conn.execute(
+                select(
+                    _event.c.subject_id,
+                    _event.c.id,
+                    _event.c.ts,
+                    _event.c.ciphertext,
+                    subject.c.ref,
+                )
+                .join(subject, subject.c.id == _event.c.subject_id)
+                .where(_event.c.subject_id.in_(chunk))
+                .order_by(_event.c.subject_id, _event.c.ts, _event.c.id)
+            )
+            current: int | None = None
+            bucket: list[StoredEvent] = []
+            for r in rows:
+                if r.subject_id != current:
+                    if current is not None:
+                        yield current, bucket
+                    current, bucket = r.subject_id, []
+                bucket.append(self._open(ciphers[r.subject_id], r.ref, r.id, r.ts, r.ciphertext))
+            if current is not None:
+                yield current, bucket
+
+    def count(self, conn: Connection, subject: SubjectRef) -> int:
+        """How many events the subject has."""
+        return int(
+            conn.execute(select(func.count()).where(_event.c.subject_id == subject.id)).scalar_one()
+        )
+
+    def delete_all(self, conn: Connection, subject: SubjectRef) -> int:
+        """Delete every event of the subject; returns how many."""
+        return conn.execute(delete(_event).where(_event.c.subject_id == subject.id)).rowcount
+
+    @staticmethod
+    def _open(
+        cipher: FieldCipher, ref: str, event_id: str, ts: datetime, blob: bytes
+    ) -> StoredEvent:
+        item, kind = json.loads(cipher.decrypt(blob, associated_data(ref, "event", event_id)))
+        return StoredEvent(item=item, kind=kind, ts=utc(ts))
+
+
+class Catalog:
+    """The item catalog (not personal data)."""
+
+    def upsert(self, conn: Connection, items: Iterable[Mapping[str, object]]) -> int:
+        """Insert or update items given as dicts with item_id, title, categories, attributes."""
+        stamp = now()
+        rows: list[dict[str, object]] = []
+        for raw in items:
+            item_id = raw.get("item_id")
+            if not isinstance(item_id, str) or not item_id or len(item_id) > MAX_ITEM_ID:
+                raise ValidationError(
+                    f"catalog item_id must be a non-empty string of at most {MAX_ITEM_ID} chars"
+                )
+            unknown = set(raw) - {"item_id", "title", "categories", "attributes"}
+            if unknown:
+                raise ValidationError(
+                    f"catalog item {item_id!r} has unknown keys {sorted(unknown)}; "
+                    "use item_id, title, categories, attributes"
+                )
+            cats = raw.get("categories", [])
+            if not isinstance(cats, list | tuple) or not all(isinstance(c, str) for c in cats):
+                raise ValidationError(
+                    f"catalog item {item_id!r}: categories must be a list of strings"
+                )
+            attrs = raw.get("attributes", {})
+            if not isinstance(attrs, dict):
+                raise ValidationError(f"catalog item {item_id!r}: attributes must be a dict")
+            try:
+                attrs_json = json.dumps(attrs, sort_keys=True)
+            except TypeError as exc:
+                raise ValidationError(
+                    f"catalog item {item_id!r}: attributes must be JSON-serializable"
+                ) from exc
+            rows.append(
+                {
+                    "item_id": item_id,
+                    "title": str(raw.get("title", "")),
+                    "updated_at": stamp,
+                    "categories": json.dumps(list(cats)),
+                    "attributes": attrs_json,
+                }
+            )
+        for start in range(0, len(rows), 1000):
+            upsert(conn, _catalog, rows[start : start + 1000], ["item_id"])
+        return len(rows)
+
+    def all(self, conn: Connection) -> list[StoredItem]:
+        """Every catalog item, by id."""
+        rows = conn.execute(
+            select(
+                _catalog.c.item_id, _catalog.c.title, _catalog.c.categories, _catalog.c.attributes
+            ).order_by(_catalog.c.item_id)
+        )
+        return [
+            StoredItem(
+                r.item_id, r.title, tuple(json.loads(r.categories)), json.loads(r.attributes)
+            )
+            for r in rows
+        ]
