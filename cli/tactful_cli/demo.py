@@ -15,7 +15,6 @@ from rich.panel import Panel
 from rich.table import Table
 
 from tactful import Recommendations, SubjectNotFound, Tactful
-from tactful.reports import to_markdown
 
 GENRES = (
     "action",
@@ -218,7 +217,7 @@ def run_demo(
         console.print(f"[{style}]{verdict.summary()}[/{style}]")
         report = tf.report()
         report_path = workdir / "report.md"
-        report_path.write_text(to_markdown(report), encoding="utf-8")
-        decisions = report["decisions"]["by_purpose"].get("personalization", {})
+        report_path.write_text(report.to_markdown(), encoding="utf-8")
+        decisions = report.data["decisions"]["by_purpose"].get("personalization", {})
         console.print(f"compliance report → {report_path} (decisions: {decisions})")
     console.print(f"[bold]done in {time.perf_counter() - started:.1f} s[/bold]")

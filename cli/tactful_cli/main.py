@@ -176,11 +176,9 @@ def report_audit(
 
     Example: tactful report audit --format md --out report.md
     """
-    from tactful.reports import to_markdown
-
     with _open() as tf:
         report = tf.report(since=_aware(since), until=_aware(until))
-    text = json.dumps(report, indent=2) if fmt == "json" else to_markdown(report)
+    text = report.to_json() if fmt == "json" else report.to_markdown()
     if out_file is None:
         sys.stdout.write(text + "\n")
     else:

@@ -24,6 +24,7 @@ from tactful.rights import ErasureReceipt
 from tactful.settings import Settings
 
 __all__ = [
+    "AuditReport",
     "AuditVerdict",
     "BudgetExhausted",
     "ConfigurationError",

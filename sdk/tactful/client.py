@@ -24,7 +24,7 @@ from tactful.recommend import (
     PopularityRecommender,
     ScoredItem,
 )
-from tactful.reports import collect
+from tactful.reports import AuditReport, collect
 from tactful.rights import ErasureReceipt, Rights
 from tactful.settings import Settings, SettingsStore
 from tactful.store import Connection, Store, StoredEvent, SubjectRef, category_allowed
@@ -169,10 +169,8 @@ class Tactful:
         """Refit the recommenders from the events of users whose consent is in force now."""
         self._models.fit()
 
-    def report(
-        self, since: datetime | None = None, until: datetime | None = None
-    ) -> dict[str, Any]:
-        """The compliance audit report as a JSON-ready dict; the report itself is audited."""
+    def report(self, since: datetime | None = None, until: datetime | None = None) -> AuditReport:
+        """The compliance audit report of the period; generating it is itself audited."""
         with self._store.begin() as conn:
             report = collect(
                 conn,
@@ -192,7 +190,7 @@ class Tactful:
                     "period": report["period"],
                 },
             )
-        return report
+        return AuditReport(report)
 
     def _view(self, conn: Connection, subject: SubjectRef, decision: Decision) -> MinimizedView:
         store = self._store

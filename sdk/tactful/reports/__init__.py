@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -22,6 +24,21 @@ def tactful_version() -> str:
         return version("tactful")
     except PackageNotFoundError:
         return "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """A compliance audit report: `data` is JSON-ready; render it with to_json/to_markdown."""
+
+    data: dict[str, Any]
+
+    def to_json(self) -> str:
+        """The report as indented JSON."""
+        return json.dumps(self.data, indent=2, ensure_ascii=False)
+
+    def to_markdown(self) -> str:
+        """The report as Markdown a person can read."""
+        return to_markdown(self.data)
 
 
 def collect(
@@ -159,4 +176,4 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["collect", "tactful_version", "to_markdown"]
+__all__ = ["AuditReport", "collect", "tactful_version", "to_markdown"]

@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Connection, delete, select
 
-from tactful.crypto import associated_data
 from tactful.errors import ValidationError
 from tactful.store import SubjectRef, Subjects, now, upsert
 from tactful.store.tables import UserSettings, table_of
@@ -47,8 +46,7 @@ class SettingsStore:
         ).first()
         if row is None:
             return Settings()
-        cipher = self._subjects.cipher(conn, subject)
-        raw = cipher.decrypt(row.ciphertext, associated_data(subject.ref, "user_settings", "doc"))
+        raw = self._subjects.unseal(conn, subject, "user_settings", "doc", row.ciphertext)
         return Settings.model_validate_json(raw)
 
     def update(self, conn: Connection, subject: SubjectRef, **changes: object) -> Settings:
@@ -61,11 +59,8 @@ class SettingsStore:
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
             )
             raise ValidationError(f"invalid settings ({problems})") from None
-        cipher = self._subjects.cipher(conn, subject)
-        blob = cipher.encrypt(
-            json.dumps(merged.model_dump(mode="json")).encode(),
-            associated_data(subject.ref, "user_settings", "doc"),
-        )
+        document = json.dumps(merged.model_dump(mode="json")).encode()
+        blob = self._subjects.seal(conn, subject, "user_settings", "doc", document)
         upsert(
             conn,
             _settings,

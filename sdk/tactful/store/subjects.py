@@ -8,7 +8,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, select, update
 
-from tactful.crypto import FieldCipher, KeyRing, new_data_key, pseudonym, unwrap_key, wrap_key
+from tactful.crypto import (
+    FieldCipher,
+    KeyRing,
+    associated_data,
+    new_data_key,
+    pseudonym,
+    unwrap_key,
+    wrap_key,
+)
 from tactful.errors import SubjectNotFound, ValidationError
 from tactful.store.engine import now
 from tactful.store.tables import Subject, SubjectKey, table_of
@@ -124,6 +132,20 @@ class Subjects:
         cipher = FieldCipher(dek)
         self._remember(subject.id, cipher)
         return cipher
+
+    def seal(
+        self, conn: Connection, subject: SubjectRef, table: str, field: str, data: bytes
+    ) -> bytes:
+        """Encrypt `data` for the subject, bound to (subject, table, field)."""
+        aad = associated_data(subject.ref, table, field)
+        return self.cipher(conn, subject).encrypt(data, aad)
+
+    def unseal(
+        self, conn: Connection, subject: SubjectRef, table: str, field: str, blob: bytes
+    ) -> bytes:
+        """Decrypt what `seal` produced for the same (subject, table, field)."""
+        aad = associated_data(subject.ref, table, field)
+        return self.cipher(conn, subject).decrypt(blob, aad)
 
     def ciphers_for(self, conn: Connection, subject_ids: list[int]) -> dict[int, FieldCipher]:
         """Field ciphers for many subjects at once (bulk training reads)."""

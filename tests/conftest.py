@@ -1,0 +1,81 @@
+"""Fixtures: real stores on SQLite (a temp file) and PostgreSQL (a fresh schema per test)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tactful import Tactful
+
+REPO = Path(__file__).resolve().parents[1]
+POLICIES = REPO / "policies"
+PG_URL = os.environ.get("TACTFUL_TEST_POSTGRES_URL")
+PG_SKIP = "TACTFUL_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server (.ci/run sets it)"
+
+
+def _pg_admin_url() -> str:
+    assert PG_URL is not None
+    return PG_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh, empty schema (dropped afterwards)."""
+    if not PG_URL:
+        pytest.skip(PG_SKIP)
+    import psycopg
+
+    schema = "t_" + uuid.uuid4().hex[:16]
+    with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tactful.db'}"
+    url: str = request.getfixturevalue("pg_schema_url")
+    return url
+
+
+@pytest.fixture
+def tf(db_url: str, tmp_path: Path) -> Iterator[Tactful]:
+    """An open store on each database, with the repo's policy pack and a fresh key file."""
+    store = Tactful.open(db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+CATALOG = [
+    {"item_id": "a", "title": "Alpha", "categories": ["action"]},
+    {"item_id": "b", "title": "Bravo", "categories": ["action"]},
+    {"item_id": "c", "title": "Charlie", "categories": ["comedy"]},
+    {"item_id": "d", "title": "Delta", "categories": ["comedy"]},
+    {"item_id": "e", "title": "Echo", "categories": ["horror"]},
+    {"item_id": "f", "title": "Foxtrot", "categories": ["horror"]},
+]
+
+
+def seed_small(tf: Tactful) -> None:
+    """Six items and four users; u1, u2 and u4 consent to personalization, u3 does not."""
+    tf.catalog.upsert(CATALOG)
+    tf.events.record_many("u1", [("a", "view", None), ("b", "view", None), ("e", "view", None)])
+    tf.events.record_many("u2", [("a", "view", None), ("c", "view", None), ("e", "view", None)])
+    tf.events.record_many("u3", [("c", "view", None), ("d", "view", None)])
+    tf.events.record_many("u4", [("a", "view", None), ("b", "view", None), ("f", "view", None)])
+    tf.consent.grant("u1", ["personalization"])
+    tf.consent.grant("u2", ["personalization"])
+    tf.consent.grant("u4", ["personalization"])

@@ -1,0 +1,111 @@
+"""Field encryption, key wrapping and the key file."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tactful import ConfigurationError, IntegrityError
+from tactful.crypto import (
+    FieldCipher,
+    KeyRing,
+    associated_data,
+    load_or_create,
+    new_data_key,
+    pseudonym,
+    unwrap_key,
+    wrap_key,
+)
+
+names = st.text(st.characters(codec="utf-8", exclude_characters="|"), min_size=1, max_size=20)
+
+
+@given(plaintext=st.binary(max_size=2048), ref=names, table=names, field=names)
+def test_encrypt_then_decrypt_returns_the_plaintext(
+    plaintext: bytes, ref: str, table: str, field: str
+) -> None:
+    cipher = FieldCipher(new_data_key())
+    aad = associated_data(ref, table, field)
+    assert cipher.decrypt(cipher.encrypt(plaintext, aad), aad) == plaintext
+
+
+@given(
+    plaintext=st.binary(max_size=256),
+    place=st.tuples(names, names, names),
+    other=st.tuples(names, names, names),
+)
+def test_ciphertext_moved_to_another_subject_table_or_field_fails(
+    plaintext: bytes, place: tuple[str, str, str], other: tuple[str, str, str]
+) -> None:
+    cipher = FieldCipher(new_data_key())
+    blob = cipher.encrypt(plaintext, associated_data(*place))
+    if other == place:
+        return
+    with pytest.raises(IntegrityError):
+        cipher.decrypt(blob, associated_data(*other))
+
+
+def test_ciphertext_under_another_key_or_tampered_fails() -> None:
+    aad = associated_data("s", "t", "f")
+    blob = FieldCipher(new_data_key()).encrypt(b"secret", aad)
+    with pytest.raises(IntegrityError):
+        FieldCipher(new_data_key()).decrypt(blob, aad)
+    cipher = FieldCipher(new_data_key())
+    good = bytearray(cipher.encrypt(b"secret", aad))
+    good[-1] ^= 1
+    with pytest.raises(IntegrityError):
+        cipher.decrypt(bytes(good), aad)
+
+
+def test_wrapped_key_is_bound_to_its_subject_and_version() -> None:
+    kek, dek = new_data_key(), new_data_key()
+    wrapped = wrap_key(kek, dek, subject_ref="abc", kek_version=1)
+    assert unwrap_key(kek, wrapped, subject_ref="abc", kek_version=1) == dek
+    with pytest.raises(IntegrityError):
+        unwrap_key(kek, wrapped, subject_ref="abd", kek_version=1)
+    with pytest.raises(IntegrityError):
+        unwrap_key(kek, wrapped, subject_ref="abc", kek_version=2)
+
+
+def test_pseudonym_is_keyed_and_stable() -> None:
+    key1, key2 = new_data_key(), new_data_key()
+    assert pseudonym(key1, "alice") == pseudonym(key1, "alice")
+    assert pseudonym(key1, "alice") != pseudonym(key2, "alice")
+    assert "alice" not in pseudonym(key1, "alice")
+
+
+def test_key_file_is_created_with_mode_0600_and_reloads(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "master.key"
+    ring = load_or_create(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = load_or_create(path)
+    assert again.kek(1) == ring.kek(1) and again.pseudonym_key == ring.pseudonym_key
+
+
+def test_group_readable_key_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    load_or_create(path)
+    os.chmod(path, 0o640)
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        load_or_create(path)
+
+
+def test_corrupt_key_file_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    path.write_text("not json")
+    os.chmod(path, 0o600)
+    with pytest.raises(ConfigurationError, match="not a valid tactful key file"):
+        load_or_create(path)
+
+
+def test_key_material_never_appears_in_reprs() -> None:
+    ring = KeyRing.generate()
+    text = repr(ring) + repr(FieldCipher(ring.kek(1)))
+    for secret in (ring.kek(1), ring.pseudonym_key, ring.audit_key):
+        assert secret.hex() not in text
+        assert repr(secret) not in text

@@ -1,0 +1,122 @@
+"""The gate decides every call: default deny, consent, settings, restriction; and audits it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tactful import PolicyError, Tactful, ValidationError
+from tactful.policy import load_pack
+from tests.conftest import POLICIES, seed_small
+
+
+def test_consented_user_gets_personalized_items_from_their_history(tf: Tactful) -> None:
+    seed_small(tf)
+    recs = tf.recommend("u1", k=3)
+    assert recs.mode == "personalized"
+    assert recs.reasons == ("personalization-consented",)
+    assert "user.behavior.interaction" in recs.categories_used
+    assert not {"a", "b", "e"} & set(recs.item_ids), "already-seen items are not recommended"
+    assert recs.items[0].signal == "item_item"
+
+
+def test_no_consent_means_non_personalized_popularity(tf: Tactful) -> None:
+    seed_small(tf)
+    recs = tf.recommend("u3", k=3)
+    assert recs.mode == "non_personalized"
+    assert recs.reasons == ("personalization-no-consent",)
+    assert recs.categories_used == ()
+    assert recs.item_ids[0] == "a", "the most popular item among consenting users"
+    assert "not agreed" in recs.explanation
+
+
+def test_unknown_user_gets_non_personalized_items_and_no_subject_is_created(tf: Tactful) -> None:
+    seed_small(tf)
+    recs = tf.recommend("stranger", k=2)
+    assert recs.mode == "non_personalized" and len(recs.items) == 2
+    assert tf.consent.status("stranger")["personalization"].state == "not_asked"
+
+
+def test_withdrawal_makes_the_next_recommendation_non_personalized(tf: Tactful) -> None:
+    seed_small(tf)
+    assert tf.recommend("u1").mode == "personalized"
+    tf.consent.withdraw("u1", "personalization")
+    assert tf.recommend("u1").mode == "non_personalized"
+
+
+def test_switching_personalization_off_is_honored(tf: Tactful) -> None:
+    seed_small(tf)
+    tf.settings.update("u1", personalization=False)
+    recs = tf.recommend("u1")
+    assert recs.mode == "non_personalized"
+    assert "switched personalization off" in recs.explanation
+
+
+def test_excluded_topics_never_appear(tf: Tactful) -> None:
+    seed_small(tf)
+    tf.settings.update("u3", excluded_topics=["action"])
+    assert not {"a", "b"} & set(tf.recommend("u3", k=6).item_ids)
+    tf.settings.update("u2", excluded_topics=["action"])
+    assert not {"a", "b"} & set(tf.recommend("u2", k=6).item_ids)
+
+
+def test_behavior_switched_off_means_no_history_is_read(tf: Tactful) -> None:
+    seed_small(tf)
+    tf.settings.update("u1", use_behavior=False)
+    recs = tf.recommend("u1", k=3)
+    assert "user.behavior.interaction" not in recs.categories_used
+    assert recs.items[0].signal == "popularity"
+
+
+def test_purpose_without_any_rule_is_denied_by_default(tf: Tactful) -> None:
+    seed_small(tf)
+    tf.consent.grant("u1", "marketing.email")
+    recs = tf.recommend("u1", purpose="marketing.email")
+    assert recs.mode == "denied" and recs.items == () and recs.reasons == ("default-deny",)
+
+
+def test_every_decision_is_in_the_audit_log_without_personal_data(tf: Tactful) -> None:
+    seed_small(tf)
+    recs = tf.recommend("u1", k=2)
+    decisions = tf.rights.export("u1")["decisions"]
+    assert [d["decision_id"] for d in decisions] == [recs.decision_id]
+    record = decisions[0]
+    assert record["outcome"] == "personalized" and record["policy_hash"] == tf.pack.content_hash
+    assert "u1" not in str(record) and not set(recs.item_ids) & set(str(record).split("'"))
+
+
+def test_bad_arguments_are_rejected(tf: Tactful) -> None:
+    with pytest.raises(ValidationError, match="purpose 'nope'"):
+        tf.recommend("u1", purpose="nope")
+    with pytest.raises(ValidationError, match="k must be"):
+        tf.recommend("u1", k=0)
+
+
+def test_broken_policy_file_names_the_file_and_key(tmp_path: Path) -> None:
+    for f in POLICIES.glob("*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text())
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rules.read_text().replace("effect: deny", "effect: maybe", 1))
+    with pytest.raises(PolicyError, match=r"rules\.yaml: at rules\.0\.effect"):
+        load_pack(tmp_path)
+    rules.write_text("rules: [\n")
+    with pytest.raises(PolicyError, match=r"rules\.yaml line \d+: not valid YAML"):
+        load_pack(tmp_path)
+
+
+def test_rule_naming_an_undeclared_purpose_is_rejected(tmp_path: Path) -> None:
+    for f in POLICIES.glob("*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text())
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rules.read_text().replace("purposes: [personalization]", "purposes: [ads]", 1))
+    with pytest.raises(PolicyError, match="purpose 'ads'"):
+        load_pack(tmp_path)
+
+
+def test_pack_hash_changes_with_content(tmp_path: Path) -> None:
+    for f in POLICIES.glob("*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text())
+    before = load_pack(tmp_path).content_hash
+    (tmp_path / "pack.yaml").write_text((tmp_path / "pack.yaml").read_text() + "\n# edited\n")
+    assert load_pack(tmp_path).content_hash != before

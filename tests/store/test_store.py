@@ -1,0 +1,85 @@
+"""The encrypted store on SQLite and PostgreSQL: round-trips, validation, atomic writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tactful import SubjectNotFound, Tactful, ValidationError
+
+
+def test_profile_round_trip(tf: Tactful) -> None:
+    tf.profiles.put("alice", {"age_range": "25-34", "favorite_genres": ["drama", "scifi"]})
+    tf.profiles.put("alice", {"country": "DE"})
+    assert tf.profiles.get("alice") == {
+        "age_range": "25-34",
+        "country": "DE",
+        "favorite_genres": ["drama", "scifi"],
+    }
+
+
+def test_profile_field_set_to_none_is_deleted(tf: Tactful) -> None:
+    tf.profiles.put("alice", {"age_range": "25-34", "country": "DE"})
+    tf.profiles.put("alice", {"country": None})
+    assert tf.profiles.get("alice") == {"age_range": "25-34"}
+
+
+def test_unknown_profile_field_is_rejected_naming_it_and_nothing_is_written(tf: Tactful) -> None:
+    with pytest.raises(ValidationError, match="'shoe_size' is not declared"):
+        tf.profiles.put("bob", {"country": "FR", "shoe_size": 44})
+    with pytest.raises(SubjectNotFound):
+        tf.profiles.get("bob")
+
+
+def test_wrong_type_is_rejected_without_echoing_the_value(tf: Tactful) -> None:
+    with pytest.raises(ValidationError) as info:
+        tf.profiles.put("bob", {"age_range": 12345678})
+    assert "age_range" in str(info.value) and "12345678" not in str(info.value)
+
+
+def test_events_are_written_in_one_transaction(tf: Tactful) -> None:
+    tf.events.record("carol", "item-1")
+    with pytest.raises(ValidationError):
+        tf.events.record_many("carol", [("item-2", "view", None), ("", "view", None)])
+    assert [e["item"] for e in tf.rights.export("carol")["events"]] == ["item-1"]
+
+
+def test_event_time_must_be_timezone_aware(tf: Tactful) -> None:
+    with pytest.raises(ValidationError, match="timezone-aware"):
+        tf.events.record("carol", "item-1", ts=datetime(2026, 1, 1))
+
+
+def test_events_come_back_in_time_order(tf: Tactful) -> None:
+    tf.events.record("dave", "late", ts=datetime(2026, 5, 1, tzinfo=UTC))
+    tf.events.record("dave", "early", "like", ts=datetime(2026, 1, 1, tzinfo=UTC))
+    events = tf.rights.export("dave")["events"]
+    assert [(e["item"], e["kind"]) for e in events] == [("early", "like"), ("late", "view")]
+
+
+def test_catalog_upsert_validates_items(tf: Tactful) -> None:
+    assert tf.catalog.upsert([{"item_id": "x", "title": "X", "categories": ["a"]}]) == 1
+    assert tf.catalog.upsert([{"item_id": "x", "title": "X2", "categories": ["b"]}]) == 1
+    with pytest.raises(ValidationError, match="unknown keys"):
+        tf.catalog.upsert([{"item_id": "y", "price": 3}])
+    with pytest.raises(ValidationError, match="item_id"):
+        tf.catalog.upsert([{"title": "no id"}])
+
+
+def test_invalid_user_id_is_rejected(tf: Tactful) -> None:
+    with pytest.raises(ValidationError, match="user id"):
+        tf.profiles.put("", {"country": "DE"})
+    with pytest.raises(ValidationError, match="user id"):
+        tf.events.record("x" * 300, "item")
+
+
+def test_store_reopens_with_the_same_key_file(db_url: str, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tests.conftest import POLICIES
+
+    key = Path(str(tmp_path)) / "k.key"
+    with Tactful.open(db_url=db_url, key_file=key, policies=POLICIES) as first:
+        first.profiles.put("erin", {"country": "NL"})
+    with Tactful.open(db_url=db_url, key_file=key, policies=POLICIES) as second:
+        assert second.profiles.get("erin") == {"country": "NL"}
