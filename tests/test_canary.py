@@ -1,4 +1,4 @@
-"""Canaries: planted personal values never reach the database file, the WAL, the logs or the audit log."""
+"""Canaries: planted personal values never reach the database, the WAL, logs or audit log."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from tactful.errors import (
     ValidationError,
 )
 from tactful.models import Recommendations, RecommendedItem
+from tactful.reports import AuditReport
 from tactful.rights import ErasureReceipt
 from tactful.settings import Settings
 

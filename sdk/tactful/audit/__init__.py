@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, Row, func, select, text
 
 from tactful.store import now, utc
 from tactful.store.tables import AuditEntry, table_of
@@ -105,8 +105,14 @@ class AuditLog:
 
     def verify(self, conn: Connection) -> AuditVerdict:
         """Walk the chain; report the first entry that is modified, missing or out of order."""
+        result = conn.execute(
+            select(_audit).order_by(_audit.c.seq).execution_options(yield_per=2000)
+        )
+        with result:
+            return self._walk(result)
+
+    def _walk(self, rows: Iterable[Row[Any]]) -> AuditVerdict:
         expected_seq, prev, count = 1, GENESIS, 0
-        rows = conn.execution_options(yield_per=2000).execute(select(_audit).order_by(_audit.c.seq))
         for r in rows:
             if r.seq != expected_seq:
                 problem = (
@@ -150,8 +156,9 @@ class AuditLog:
             stmt = stmt.where(_audit.c.ts >= since)
         if until is not None:
             stmt = stmt.where(_audit.c.ts < until)
-        for r in conn.execution_options(yield_per=2000).execute(stmt.order_by(_audit.c.seq)):
-            yield AuditRecord(r.seq, utc(r.ts), r.kind, r.alias, json.loads(r.payload))
+        with conn.execute(stmt.order_by(_audit.c.seq).execution_options(yield_per=2000)) as result:
+            for r in result:
+                yield AuditRecord(r.seq, utc(r.ts), r.kind, r.alias, json.loads(r.payload))
 
     def count(self, conn: Connection) -> int:
         """How many entries the chain has."""
