@@ -7,6 +7,7 @@ Open a store with `Tactful.open()`, record profiles, events and consent, and ask
 from tactful.audit import AuditVerdict
 from tactful.client import Tactful
 from tactful.consent import ConsentReceipt, PurposeConsent
+from tactful.crypto import EnvKeyProvider, FileKeyProvider, KeyProvider, KeyRing
 from tactful.errors import (
     BudgetExhausted,
     ConfigurationError,
@@ -23,6 +24,7 @@ from tactful.models import Recommendations, RecommendedItem
 from tactful.reports import AuditReport
 from tactful.rights import ErasureReceipt
 from tactful.settings import Settings
+from tactful.store import KeyStatus, RetentionReport, RotationReport
 
 __all__ = [
     "AuditReport",
@@ -31,13 +33,20 @@ __all__ = [
     "ConfigurationError",
     "ConsentReceipt",
     "ConsentRequired",
+    "EnvKeyProvider",
     "ErasureReceipt",
+    "FileKeyProvider",
     "IntegrityError",
+    "KeyProvider",
+    "KeyRing",
+    "KeyStatus",
     "KeyUnavailable",
     "PolicyError",
     "PurposeConsent",
     "Recommendations",
     "RecommendedItem",
+    "RetentionReport",
+    "RotationReport",
     "Settings",
     "SubjectErased",
     "SubjectNotFound",

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from tactful import config as _config
 from tactful.audit import AuditLog, AuditVerdict
-from tactful.consent import ConsentLedger, ConsentReceipt, PurposeConsent
-from tactful.crypto import load_or_create
+from tactful.consent import (
+    AgeRules,
+    AgeTable,
+    ConsentLedger,
+    ConsentReceipt,
+    PurposeConsent,
+    SignalMap,
+    SignalOutcome,
+    decode_tc_string,
+    gpc_enabled,
+)
+from tactful.consent.signals import plan as _signal_plan
+from tactful.crypto import FileKeyProvider, KeyProvider
 from tactful.errors import ValidationError
 from tactful.models import Recommendations, RecommendedItem
 from tactful.policy import CompiledPolicy, Decision, Gate, PolicyPack, load_pack
@@ -26,8 +38,18 @@ from tactful.recommend import (
 )
 from tactful.reports import AuditReport, collect
 from tactful.rights import ErasureReceipt, Rights
-from tactful.settings import Settings, SettingsStore
-from tactful.store import Connection, Store, StoredEvent, SubjectRef, category_allowed
+from tactful.settings import Settings, SettingsStore, discover, pool_size
+from tactful.store import (
+    Connection,
+    KeyStatus,
+    RetentionReport,
+    RotationReport,
+    Store,
+    StoredEvent,
+    SubjectRef,
+    category_allowed,
+    now,
+)
 
 MAX_K = 1000
 TRAINING_PURPOSE = "personalization"
@@ -44,9 +66,16 @@ class Tactful:
         self._store = store
         self.pack = pack
         self._audit = AuditLog()
-        self._ledger = ConsentLedger(pack.purposes)
+        self._ledger = ConsentLedger(pack.purposes, pack.meta.controller.model_dump())
         self._settings = SettingsStore(store.subjects)
-        self._gate = Gate(CompiledPolicy(pack), self._ledger, self._settings, self._audit)
+        self._signals = SignalMap.load(pack.directory, pack.purposes)
+        self._gate = Gate(
+            CompiledPolicy(pack),
+            self._ledger,
+            self._settings,
+            self._audit,
+            AgeRules(AgeTable.load(pack.directory), store.profiles),
+        )
         self._rights = Rights(store, self._ledger, self._settings, self._audit, pack.purposes)
         self._models = _Models(self)
         self.profiles = _Profiles(self)
@@ -56,6 +85,8 @@ class Tactful:
         self.settings = _SettingsAPI(self)
         self.rights = _Rights(self)
         self.audit = _Audit(self)
+        self.keys = _Keys(self)
+        self.retention = _Retention(self)
 
     @classmethod
     def open(
@@ -65,18 +96,32 @@ class Tactful:
         policies: str | os.PathLike[str] | None = None,
         *,
         home: str | os.PathLike[str] | None = None,
+        key_provider: KeyProvider | None = None,
+        keystore_url: str | None = None,
     ) -> Tactful:
-        """Open (creating on first use) a store.
+        """Open (creating on first use) a store; an older store's schema is upgraded.
 
-        With no arguments: TACTFUL_HOME (default ./.tactful) holds tactful.db (SQLite) and
-        master.key (mode 0600). TACTFUL_DB_URL, TACTFUL_KEY_FILE and TACTFUL_POLICIES override.
+        With no arguments: TACTFUL_HOME (default ./.tactful) holds tactful.db (SQLite),
+        master.key (mode 0600) and keys.db (the wrapped data keys, kept out of the data
+        database so that its backups become unreadable after an erasure). TACTFUL_DB_URL,
+        TACTFUL_KEY_FILE, TACTFUL_KEYSTORE_URL and TACTFUL_POLICIES override. `key_provider`
+        replaces the key file (e.g. `EnvKeyProvider()`, or your KMS's implementation).
         """
-        cfg = _config.resolve(home=home, db_url=db_url, key_file=key_file, policies=policies)
-        if cfg.is_sqlite:
+        cfg = _config.resolve(
+            home=home,
+            db_url=db_url,
+            key_file=key_file,
+            policies=policies,
+            keystore_url=keystore_url,
+        )
+        if cfg.is_sqlite or cfg.keystore_url.startswith("sqlite"):
             cfg.home.mkdir(parents=True, exist_ok=True)
         pack = load_pack(cfg.policies)
-        keys = load_or_create(cfg.key_file)
-        return cls(Store(cfg.db_url, keys, pack.schema), pack)
+        provider = key_provider if key_provider is not None else FileKeyProvider(cfg.key_file)
+        if cfg.keystore_url.startswith("sqlite"):
+            Path(cfg.keystore_url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        store = Store(cfg.db_url, provider, pack.schema, keystore_url=cfg.keystore_url)
+        return cls(store, pack)
 
     def close(self) -> None:
         """Release database connections."""
@@ -126,7 +171,13 @@ class Tactful:
                     decision.exclude_item_categories | frozenset(settings.excluded_topics),
                     seen=frozenset(i.item for i in view.history),
                 )
-                scored = self._models.itemitem.recommend(view, k, exclude) if view.history else []
+                # The user's discovery level widens the candidate pool (tactful.settings).
+                pool = (
+                    self._models.itemitem.recommend(view, pool_size(k, settings.discovery), exclude)
+                    if view.history
+                    else []
+                )
+                scored = discover(pool, k, settings.discovery)
                 recommender = self._models.itemitem.name
                 if len(scored) < k:
                     exclude = exclude | {s.item for s in scored}
@@ -239,6 +290,9 @@ class _Models:
         self.itemitem = ItemItemRecommender()
         self._epoch: str | None = None
         self._dirty = True
+        # The earliest expiry among the consents the fit included: a consent lapsing by time
+        # writes nothing and moves no epoch, so the fit itself must notice the moment.
+        self._lapse: datetime | None = None
         self._category_items: dict[str, frozenset[str]] = {}
 
     def bump(self, conn: Connection) -> None:
@@ -253,14 +307,16 @@ class _Models:
         """Refit if this process's state is stale."""
         with self._tf._store.begin() as conn:
             epoch = self._read_epoch(conn)
-        if self._dirty or epoch != self._epoch:
+        lapsed = self._lapse is not None and now() >= self._lapse
+        if self._dirty or epoch != self._epoch or lapsed:
             self.fit()
 
     def fit(self) -> None:
         """Refit both recommenders from consented users' events."""
         with self._lock, self._tf._store.begin() as conn:
             epoch = self._read_epoch(conn)
-            ids = self._tf._ledger.consenting_subjects(conn, TRAINING_PURPOSE)
+            in_force = self._tf._ledger.in_force(conn, TRAINING_PURPOSE)
+            ids = in_force.subject_ids
             bundles = [
                 list(_interactions(evs)) for _, evs in self._tf._store.events.bundles(conn, ids)
             ]
@@ -273,7 +329,7 @@ class _Models:
                 for c in i.categories:
                     by_cat.setdefault(c, set()).add(i.item_id)
             self._category_items = {c: frozenset(v) for c, v in by_cat.items()}
-            self._epoch, self._dirty = epoch, False
+            self._epoch, self._dirty, self._lapse = epoch, False, in_force.next_expiry
 
     def forget(self, events: Sequence[StoredEvent], conn: Connection, *, learned: bool) -> None:
         """Unlearn one contributor now (if it was learned), and tell other processes to refit.
@@ -319,12 +375,31 @@ class _Profiles(_Part):
         """Write declared profile fields (None deletes one); unknown fields are rejected."""
         with self._store.begin() as conn:
             subject = self._store.subjects.get_or_create(conn, user)
+            fields = self._store.profiles.schema.fields
+            if any(n in fields and fields[n].searchable for n in values):
+                self._store.subjects.remember_user_id(conn, subject, user)
             self._store.profiles.put(conn, subject, values)
 
-    def get(self, user: str) -> dict[str, object]:
-        """All of the user's profile fields, decrypted."""
+    def get(self, user: str, fields: Sequence[str] | None = None) -> dict[str, object]:
+        """The user's profile fields, decrypted: all, or only the named `fields`.
+
+        With `fields`, only those are read and decrypted; absent ones are left out.
+        """
         with self._store.begin() as conn:
-            return self._store.profiles.get(conn, self._store.subjects.get(conn, user))
+            subject = self._store.subjects.get(conn, user)
+            return self._store.profiles.get(conn, subject, fields=fields)
+
+    def find(self, field: str, value: object) -> list[str]:
+        """User ids whose searchable `field` equals `value` (blind-index lookup, equality only).
+
+        The field must be declared `searchable: true` in fields.yaml; the lookup uses a keyed
+        HMAC of the value, never the plaintext.
+        """
+        store = self._store
+        with store.begin() as conn:
+            ids = store.profiles.find(conn, field, value)
+            found = (store.subjects.user_id(conn, sid) for sid in ids)
+            return sorted(u for u in found if u is not None)
 
 
 class _Events(_Part):
@@ -355,7 +430,7 @@ class _Catalog(_Part):
 
 
 class _Consent(_Part):
-    """tf.consent: the append-only consent ledger."""
+    """tf.consent: the append-only consent ledger, its signals and receipts."""
 
     def grant(
         self,
@@ -364,25 +439,71 @@ class _Consent(_Part):
         *,
         notice_id: str | None = None,
         notice_version: str | None = None,
+        notice_hash: str | None = None,
         method: str = "api",
         source: str | None = None,
+        explicit: bool = False,
+        given_by: str = "subject",
+        at: datetime | None = None,
     ) -> ConsentReceipt:
-        """Record consent given for the purposes; returns a receipt the app can show."""
+        """Record consent given for the purposes; returns a receipt the app can show.
+
+        `explicit=True` records an explicit consent (needed for special categories, Art. 9);
+        `given_by="guardian"` records a parental authorization (Art. 8). `at` backdates an
+        imported record (timezone-aware, not in the future). Bad input writes nothing.
+        """
+        if not isinstance(explicit, bool):
+            raise ValidationError("explicit must be True or False")
         return self._append(
             user,
             purposes,
             "given",
             notice_id=notice_id,
             notice_version=notice_version,
+            notice_hash=notice_hash,
             method=method,
             source=source,
+            consent_type="explicit" if explicit else "expressed",
+            given_by=given_by,
+            at=at,
+        )
+
+    def refuse(
+        self,
+        user: str,
+        purposes: str | Iterable[str],
+        *,
+        notice_id: str | None = None,
+        notice_version: str | None = None,
+        method: str = "api",
+        source: str | None = None,
+        at: datetime | None = None,
+    ) -> ConsentReceipt:
+        """Record that the user was asked and said no; returns the receipt."""
+        return self._append(
+            user,
+            purposes,
+            "refused",
+            notice_id=notice_id,
+            notice_version=notice_version,
+            method=method,
+            source=source,
+            at=at,
         )
 
     def withdraw(
-        self, user: str, purposes: str | Iterable[str], *, method: str = "api"
+        self,
+        user: str,
+        purposes: str | Iterable[str],
+        *,
+        method: str = "api",
+        source: str | None = None,
+        given_by: str = "subject",
     ) -> ConsentReceipt:
         """Withdraw consent; effective for the very next decision (Art. 7(3))."""
-        return self._append(user, purposes, "withdrawn", method=method)
+        return self._append(
+            user, purposes, "withdrawn", method=method, source=source, given_by=given_by
+        )
 
     def status(self, user: str, as_of: datetime | None = None) -> dict[str, PurposeConsent]:
         """The consent state per consent-based purpose, now or as of a past moment."""
@@ -396,33 +517,90 @@ class _Consent(_Part):
                 }
             return self._tf._ledger.status(conn, subject, as_of=as_of)
 
+    def gpc(self, user: str, headers: Mapping[str, str]) -> list[SignalOutcome]:
+        """Honor a Global Privacy Control signal: `Sec-GPC: 1` in the request's headers.
+
+        Records an opt-out (method "gpc") of the purposes signals.yaml maps it to, by the
+        precedence in docs/consent.md; returns what happened per purpose ([] without GPC).
+        """
+        if not gpc_enabled(headers):
+            return []
+        wanted = dict.fromkeys(self._tf._signals.gpc.opt_out, False)
+        return self._signal(user, "gpc", wanted, "Sec-GPC")
+
+    def tcf(self, user: str, tc_string: str) -> list[SignalOutcome]:
+        """Apply an IAB TCF v2.2 TC string (from the CMP) to the purposes signals.yaml maps.
+
+        ValidationError for a malformed or pre-v2.2 string (nothing written). Returns what
+        happened per mapped purpose, by the precedence in docs/consent.md.
+        """
+        tc = decode_tc_string(tc_string)
+        return self._signal(user, "tcf", self._tf._signals.tcf_states(tc), f"tcf:cmp{tc.cmp_id}")
+
+    def _signal(
+        self, user: str, method: str, wanted: Mapping[str, bool], source: str
+    ) -> list[SignalOutcome]:
+        tf = self._tf
+        out: list[SignalOutcome] = []
+        with self._store.begin() as conn:
+            subject = self._store.subjects.get_or_create(conn, user)
+            records = tf._ledger.latest_records(conn, subject)
+            current = tf._ledger.status(conn, subject)
+            for pid, give in sorted(wanted.items()):
+                out.append(
+                    _signal_plan(records.get(pid, []), current[pid].state, method, give, pid)
+                )
+            for state in ("given", "withdrawn", "refused"):
+                ids = [o.purpose for o in out if o.action == "recorded" and o.state == state]
+                if ids:
+                    self._write(conn, subject, ids, state, method=method, source=source)
+            tf._audit.append(
+                conn,
+                "consent.signal",
+                {
+                    "method": method,
+                    "outcomes": [
+                        {"purpose": o.purpose, "action": o.action, "state": o.state}
+                        for o in out
+                    ],
+                },
+                alias=subject.alias,
+            )
+        return out
+
     def _append(
         self, user: str, purposes: str | Iterable[str], state: Any, **kw: Any
     ) -> ConsentReceipt:
         ids = [purposes] if isinstance(purposes, str) else list(purposes)
-        tf = self._tf
         with self._store.begin() as conn:
             subject = self._store.subjects.get_or_create(conn, user)
-            was_learned = _consents_to_training(tf, conn, subject)
-            receipt = tf._ledger.record(conn, subject, ids, state, **kw)
-            tf._audit.append(
-                conn,
-                f"consent.{state}",
-                {
-                    "purposes": list(receipt.purposes),
-                    "method": receipt.method,
-                    "notice_version": receipt.notice_version,
-                },
-                alias=subject.alias,
-            )
-            if TRAINING_PURPOSE in receipt.purposes:
-                if state == "withdrawn":
-                    tf._models.forget(
-                        self._store.events.read(conn, subject), conn, learned=was_learned
-                    )
-                else:
-                    tf._models.bump(conn)
-                    tf._models.mark_dirty()
+            return self._write(conn, subject, ids, state, **kw)
+
+    def _write(
+        self, conn: Connection, subject: SubjectRef, ids: list[str], state: Any, **kw: Any
+    ) -> ConsentReceipt:
+        tf = self._tf
+        was_learned = _consents_to_training(tf, conn, subject)
+        receipt = tf._ledger.record(conn, subject, ids, state, **kw)
+        tf._audit.append(
+            conn,
+            f"consent.{state}",
+            {
+                "purposes": list(receipt.purposes),
+                "method": receipt.method,
+                "notice_version": receipt.notice_version,
+                "consent_type": receipt.consent_type,
+                "given_by": receipt.given_by,
+                "receipt_id": receipt.receipt_id,
+            },
+            alias=subject.alias,
+        )
+        if TRAINING_PURPOSE in receipt.purposes:
+            if state != "given":
+                tf._models.forget(self._store.events.read(conn, subject), conn, learned=was_learned)
+            else:
+                tf._models.bump(conn)
+                tf._models.mark_dirty()
         return receipt
 
 
@@ -444,6 +622,12 @@ class _SettingsAPI(_Part):
                 conn, "settings.updated", {"changed": sorted(changes)}, alias=subject.alias
             )
             return result
+
+    def history(self, user: str) -> list[dict[str, Any]]:
+        """Every saved version of the user's settings, oldest first ([] if never set)."""
+        with self._store.begin() as conn:
+            subject = self._store.subjects.find(conn, user)
+            return [] if subject is None else self._tf._settings.history(conn, subject)
 
 
 class _Rights(_Part):
@@ -471,3 +655,59 @@ class _Audit(_Part):
         """Verify the whole chain; the verdict names the first broken entry."""
         with self._store.begin() as conn:
             return self._tf._audit.verify(conn)
+
+
+class _Keys(_Part):
+    """tf.keys: master key versions, rotation and orphaned data keys."""
+
+    def status(self) -> KeyStatus:
+        """KEK versions, the current one, and how many data keys each wraps."""
+        return self._store.key_status()
+
+    def rotate(
+        self, *, batch_size: int = 1000, progress: Callable[[int], None] | None = None
+    ) -> RotationReport:
+        """Make a new master key version and rewrap every data key under it (no re-encryption).
+
+        Runs in batches while the store is in use; if interrupted, run it again to resume
+        (no further version is made). Versions no data key uses any more are retired from the
+        key ring. Audit-logged.
+        """
+        if not isinstance(batch_size, int) or not 1 <= batch_size <= 100_000:
+            raise ValidationError("batch_size must be an integer from 1 to 100000")
+        report = self._store.rotate_keys(batch_size=batch_size, progress=progress)
+        with self._store.begin() as conn:
+            self._tf._audit.append(
+                conn,
+                "keys.rotated",
+                {
+                    "version": report.version,
+                    "resumed": report.resumed,
+                    "rewrapped": report.rewrapped,
+                    "retired": list(report.retired),
+                },
+            )
+        return report
+
+    def collect_orphans(self) -> int:
+        """Delete data keys no live user has (rolled-back creations); returns how many."""
+        return self._store.collect_orphans()
+
+
+class _Retention(_Part):
+    """tf.retention: delete what is kept longer than fields.yaml's retention allows."""
+
+    def run(self) -> RetentionReport:
+        """Delete expired profile fields and events in one transaction; audit-logged."""
+        with self._store.begin() as conn:
+            report = self._store.retention(conn, self._tf.pack.schema)
+            self._tf._audit.append(
+                conn,
+                "retention.run",
+                {"events": report.events, "profile_fields": report.profile_fields},
+            )
+            if report.events:
+                self._tf._models.bump(conn)
+        if report.events:
+            self._tf._models.mark_dirty()
+        return report

@@ -1,4 +1,5 @@
-"""Where things live: TACTFUL_HOME, TACTFUL_DB_URL, TACTFUL_KEY_FILE, TACTFUL_POLICIES."""
+"""Where things live: TACTFUL_HOME, TACTFUL_DB_URL, TACTFUL_KEY_FILE, TACTFUL_KEYSTORE_URL,
+TACTFUL_POLICIES."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tactful.errors import ConfigurationError
 DEFAULT_HOME = ".tactful"
 DB_FILE = "tactful.db"
 KEY_FILE = "master.key"
+KEYSTORE_FILE = "keys.db"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,7 @@ class Config:
     db_url: str
     key_file: Path
     policies: Path | None
+    keystore_url: str = ""
 
     @property
     def is_sqlite(self) -> bool:
@@ -47,17 +50,34 @@ def resolve(
     db_url: str | None = None,
     key_file: str | os.PathLike[str] | None = None,
     policies: str | os.PathLike[str] | None = None,
+    keystore_url: str | None = None,
 ) -> Config:
-    """Resolve explicit arguments, then TACTFUL_* environment variables, then defaults."""
+    """Resolve explicit arguments, then TACTFUL_* environment variables, then defaults.
+
+    The key store (wrapped data keys) defaults to keys.db next to the master key file, never
+    inside the data database, so that database backups hold no data key.
+    """
     home_path = Path(home or os.environ.get("TACTFUL_HOME") or DEFAULT_HOME).expanduser()
     url = db_url or os.environ.get("TACTFUL_DB_URL")
     if url is None:
         url = f"sqlite:///{(home_path / DB_FILE).resolve()}"
     key = Path(key_file or os.environ.get("TACTFUL_KEY_FILE") or home_path / KEY_FILE)
     pol = policies or os.environ.get("TACTFUL_POLICIES")
+    key = key.expanduser()
+    ks = keystore_url or os.environ.get("TACTFUL_KEYSTORE_URL")
+    if ks is None:
+        ks = f"sqlite:///{(key.parent / KEYSTORE_FILE).resolve()}"
+    db = normalize_db_url(url)
+    ks = normalize_db_url(ks)
+    if ks == db:
+        raise ConfigurationError(
+            "the key store URL is the database URL: data keys must live apart from the data "
+            "(or backups stay readable after erasure); use another database or file"
+        )
     return Config(
         home=home_path,
-        db_url=normalize_db_url(url),
-        key_file=key.expanduser(),
+        db_url=db,
+        key_file=key,
         policies=Path(pol).expanduser() if pol else None,
+        keystore_url=ks,
     )

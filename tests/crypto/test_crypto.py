@@ -62,14 +62,17 @@ def test_ciphertext_under_another_key_or_tampered_fails() -> None:
         cipher.decrypt(bytes(good), aad)
 
 
-def test_wrapped_key_is_bound_to_its_subject_and_version() -> None:
+def test_wrapped_key_is_bound_to_its_store_key_id_and_version() -> None:
     kek, dek = new_data_key(), new_data_key()
-    wrapped = wrap_key(kek, dek, subject_ref="abc", kek_version=1)
-    assert unwrap_key(kek, wrapped, subject_ref="abc", kek_version=1) == dek
-    with pytest.raises(IntegrityError):
-        unwrap_key(kek, wrapped, subject_ref="abd", kek_version=1)
-    with pytest.raises(IntegrityError):
-        unwrap_key(kek, wrapped, subject_ref="abc", kek_version=2)
+    wrapped = wrap_key(kek, dek, store_id="s1", key_id="abc", kek_version=1)
+    assert unwrap_key(kek, wrapped, store_id="s1", key_id="abc", kek_version=1) == dek
+    for other in (
+        {"store_id": "s2", "key_id": "abc", "kek_version": 1},
+        {"store_id": "s1", "key_id": "abd", "kek_version": 1},
+        {"store_id": "s1", "key_id": "abc", "kek_version": 2},
+    ):
+        with pytest.raises(IntegrityError):
+            unwrap_key(kek, wrapped, **other)  # type: ignore[arg-type]
 
 
 def test_pseudonym_is_keyed_and_stable() -> None:

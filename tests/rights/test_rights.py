@@ -58,7 +58,7 @@ def test_erasure_leaves_no_ciphertext_and_no_data_key(tf: Tactful) -> None:
     tf.profiles.put("u1", {"country": "IE"})
     tf.rights.erase("u1")
     with tf._store.engine.connect() as conn:
-        for table in ("subject_key", "profile_field", "event", "user_settings", "consent_record"):
+        for table in ("profile_field", "event", "user_settings", "consent_record"):
             left = conn.execute(
                 text(
                     f"SELECT count(*) FROM {table} t JOIN subject s ON "
@@ -70,6 +70,8 @@ def test_erasure_leaves_no_ciphertext_and_no_data_key(tf: Tactful) -> None:
             text("SELECT count(*) FROM subject WHERE status = 'erased' AND ref IS NULL")
         ).scalar_one()
     assert refs == 1
+    # The data key lives in the separate key store (docs/store.md): gone from there too.
+    assert sum(tf.keys.status().versions.values()) == 3  # u2, u3, u4 keep theirs; u1 has none
 
 
 @pytest.mark.parametrize(

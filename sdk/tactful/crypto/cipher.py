@@ -57,23 +57,47 @@ def new_data_key() -> bytes:
     return AESGCM.generate_key(bit_length=256)
 
 
-def wrap_key(kek: bytes, dek: bytes, *, subject_ref: str, kek_version: int) -> bytes:
-    """Encrypt a DEK under a KEK, bound to its subject and KEK version."""
-    return FieldCipher(kek).encrypt(dek, _wrap_aad(subject_ref, kek_version))
+def wrap_key(kek: bytes, dek: bytes, *, store_id: str, key_id: str, kek_version: int) -> bytes:
+    """Encrypt a DEK under a KEK, bound to its store, its key id and the KEK version."""
+    return FieldCipher(kek).encrypt(dek, wrap_aad(store_id, key_id, kek_version))
 
 
-def unwrap_key(kek: bytes, wrapped: bytes, *, subject_ref: str, kek_version: int) -> bytes:
-    """Decrypt a wrapped DEK; IntegrityError if it does not belong to this subject/version."""
-    return FieldCipher(kek).decrypt(wrapped, _wrap_aad(subject_ref, kek_version))
+def unwrap_key(
+    kek: bytes, wrapped: bytes, *, store_id: str, key_id: str, kek_version: int
+) -> bytes:
+    """Decrypt a wrapped DEK; IntegrityError if it does not belong to this key id/version."""
+    return FieldCipher(kek).decrypt(wrapped, wrap_aad(store_id, key_id, kek_version))
 
 
-def _wrap_aad(subject_ref: str, kek_version: int) -> bytes:
-    return b"tactful-dek|" + SCHEMA_VERSION + f"|{subject_ref}|{kek_version}".encode()
+def wrap_aad(store_id: str, key_id: str, kek_version: int) -> bytes:
+    """The associated data of a wrapped DEK (key store format 2)."""
+    return f"tactful-dek|2|{store_id}|{key_id}|{kek_version}".encode()
+
+
+def unwrap_key_v1(kek: bytes, wrapped: bytes, *, subject_ref: str, kek_version: int) -> bytes:
+    """Decrypt a DEK wrapped by schema version 1 (in-database key table); for the migration."""
+    aad = b"tactful-dek|" + SCHEMA_VERSION + f"|{subject_ref}|{kek_version}".encode()
+    return FieldCipher(kek).decrypt(wrapped, aad)
+
+
+def wrap_key_v1(kek: bytes, dek: bytes, *, subject_ref: str, kek_version: int) -> bytes:
+    """Wrap a DEK the way schema version 1 did (only to build old stores in migration tests)."""
+    aad = b"tactful-dek|" + SCHEMA_VERSION + f"|{subject_ref}|{kek_version}".encode()
+    return FieldCipher(kek).encrypt(dek, aad)
 
 
 def pseudonym(key: bytes, user_id: str) -> str:
     """The keyed pseudonym (HMAC-SHA256, hex) under which a user id is stored."""
     return hmac.new(key, b"subject|" + user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def blind_index(key: bytes, value: str) -> bytes:
+    """The blind index of a searchable value: HMAC-SHA256 under that field's derived key.
+
+    Equality only: equal values give equal digests; nothing else about the value leaks
+    beyond what equality reveals (how many users share a value).
+    """
+    return hmac.new(key, b"index|" + value.encode("utf-8"), hashlib.sha256).digest()
 
 
 def keyed_digest(key: bytes, data: bytes) -> bytes:

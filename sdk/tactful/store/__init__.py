@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from sqlalchemy import Connection, Engine, event, select, update
 
-from tactful.crypto import KeyRing
-from tactful.store.engine import create_schema, make_engine, now, utc
+from tactful.crypto import KeyProvider
+from tactful.store.engine import make_engine, now, utc
+from tactful.store.keystore import ORPHAN_GRACE, KeyStatus, KeyStore, RotationReport
+from tactful.store.migrate import prepare
 from tactful.store.records import Catalog, Events, Profiles, StoredEvent, StoredItem, upsert
+from tactful.store.retention import RetentionReport, run_retention
 from tactful.store.schema import FieldSpec, ProfileSchema, category_allowed
 from tactful.store.subjects import SubjectRef, Subjects, check_user_id
-from tactful.store.tables import StoreMeta, table_of
+from tactful.store.tables import StoreMeta, Subject, table_of
 
 _meta = table_of(StoreMeta)
+_subject = table_of(Subject)
 
 __all__ = [
     "Catalog",
     "Connection",
     "Events",
     "FieldSpec",
+    "KeyStatus",
+    "KeyStore",
     "ProfileSchema",
     "Profiles",
+    "RetentionReport",
+    "RotationReport",
     "Store",
     "StoredEvent",
     "StoredItem",
@@ -37,14 +46,24 @@ __all__ = [
 
 
 class Store:
-    """One open store: the engine, the keys, and the record stores built on them."""
+    """One open store: the data engine, the separate key store, and the record stores.
 
-    def __init__(self, url: str, keys: KeyRing, schema: ProfileSchema) -> None:
+    Opening creates missing tables and upgrades an older schema (store/migrate.py).
+    """
+
+    def __init__(
+        self, url: str, provider: KeyProvider, schema: ProfileSchema, *, keystore_url: str
+    ) -> None:
         self.engine: Engine = make_engine(url)
-        create_schema(self.engine)
+        self.keystore = KeyStore(keystore_url, provider)
+        try:
+            self.prepared = prepare(self.engine, self.keystore)
+        except BaseException:
+            self.close()
+            raise
         self.dialect = self.engine.dialect.name
-        self.keys = keys
-        self.subjects = Subjects(keys)
+        self.store_id = self.prepared.store_id
+        self.subjects = Subjects(self.keystore, self.store_id)
         self.profiles = Profiles(self.subjects, schema)
         self.events = Events(self.subjects, schema.event_category)
         self.catalog = Catalog()
@@ -76,6 +95,42 @@ class Store:
             conn.execute(update(_meta).where(_meta.c.key == key).values(value=str(new)))
         return new
 
+    def key_status(self) -> KeyStatus:
+        """KEK versions and how many DEKs each wraps."""
+        return self.keystore.status(self.store_id)
+
+    def rotate_keys(
+        self, *, batch_size: int = 1000, progress: Callable[[int], None] | None = None
+    ) -> RotationReport:
+        """New KEK version, every DEK rewrapped in batches (resumable), unused versions retired."""
+        return self.keystore.rotate(self.store_id, batch_size=batch_size, progress=progress)
+
+    def collect_orphans(self, *, grace: timedelta = ORPHAN_GRACE) -> int:
+        """Delete DEKs no live subject uses (creations that rolled back, interrupted erasures).
+
+        Keys younger than `grace` are kept: their subject's transaction may still be running.
+        """
+        removed = 0
+        for ids in self.keystore.key_ids(self.store_id, older_than=now() - grace):
+            with self.engine.connect() as conn:
+                live = set(
+                    conn.execute(
+                        select(_subject.c.alias).where(
+                            _subject.c.alias.in_(ids) & (_subject.c.status != "erased")
+                        )
+                    ).scalars()
+                )
+            dead = [k for k in ids if k not in live]
+            if dead:
+                removed += self.keystore.delete(self.store_id, dead)
+        return removed
+
+    def retention(self, conn: Connection, schema: ProfileSchema) -> RetentionReport:
+        """Delete what is past its retention (inside the caller's transaction)."""
+        return run_retention(conn, schema, now())
+
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pools."""
         self.engine.dispose()
+        if hasattr(self, "keystore"):
+            self.keystore.close()

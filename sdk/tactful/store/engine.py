@@ -8,12 +8,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
-from sqlmodel import SQLModel
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from tactful.errors import ConfigurationError
-from tactful.store import tables
 
 
 def utc(value: datetime) -> datetime:
@@ -67,27 +66,17 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_schema(engine: Engine) -> None:
-    """Create missing tables and record the schema version; refuse a newer store."""
-    try:
-        SQLModel.metadata.create_all(engine)
-    except OperationalError as exc:
-        raise ConfigurationError(
-            f"cannot open the database ({type(exc.orig).__name__}); check that the server is "
-            "running and the URL is right"
-        ) from exc
-    meta = tables.table_of(tables.StoreMeta)
-    with engine.begin() as conn:
-        row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
-        if row is None:
-            conn.execute(
-                meta.insert().values(key="schema_version", value=str(tables.SCHEMA_VERSION))
-            )
-        elif int(row[0]) > tables.SCHEMA_VERSION:
-            raise ConfigurationError(
-                f"this store has schema version {row[0]}, newer than this tactful "
-                f"({tables.SCHEMA_VERSION}); upgrade tactful to open it"
-            )
+def insert_ignore(
+    conn: Connection, table: Table, rows: list[dict[str, object]], keys: list[str]
+) -> int:
+    """Insert rows, skipping those whose key already exists; returns how many were inserted."""
+    if not rows:
+        return 0
+    dialect = conn.dialect.name
+    stmt = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)).values(
+        rows
+    )
+    return conn.execute(stmt.on_conflict_do_nothing(index_elements=keys)).rowcount
 
 
 @contextmanager

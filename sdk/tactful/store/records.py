@@ -11,17 +11,17 @@ from datetime import datetime
 from sqlalchemy import Connection, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tactful.crypto import FieldCipher, associated_data
+from tactful.crypto import FieldCipher, associated_data, blind_index
 from tactful.errors import ValidationError
 from tactful.store.engine import now, utc
 from tactful.store.schema import ProfileSchema, category_allowed
 from tactful.store.subjects import SubjectRef, Subjects
-from tactful.store.tables import CatalogEntry, Event, ProfileField, Subject, table_of
+from tactful.store.tables import BlindIndex, CatalogEntry, Event, ProfileField, table_of
 
 _profile = table_of(ProfileField)
+_index = table_of(BlindIndex)
 _event = table_of(Event)
 _catalog = table_of(CatalogEntry)
-_subject = table_of(Subject)
 
 MAX_ITEM_ID = 128
 MAX_KIND = 32
@@ -59,25 +59,40 @@ def upsert(conn: Connection, table: Table, rows: list[dict[str, object]], keys: 
 
 
 class Profiles:
-    """Encrypted profile fields, one ciphertext per field."""
+    """Encrypted profile fields, one ciphertext per field; searchable ones get a blind index."""
 
     def __init__(self, subjects: Subjects, schema: ProfileSchema) -> None:
         self._subjects = subjects
         self.schema = schema
+        self._index_keys: dict[str, bytes] = {}
+
+    def index_key(self, name: str) -> bytes:
+        """The blind-index key of one field (derived once, then cached)."""
+        key = self._index_keys.get(name)
+        if key is None:
+            key = self._subjects.keys.derived_key(f"tactful|blind-index|{name}")
+            self._index_keys[name] = key
+        return key
+
+    def digest(self, name: str, value: object) -> bytes:
+        """The blind index of a searchable field's value."""
+        return blind_index(self.index_key(name), json.dumps(value))
 
     def put(self, conn: Connection, subject: SubjectRef, values: Mapping[str, object]) -> None:
-        """Validate and write fields (None deletes a field)."""
+        """Validate and write fields (None deletes a field) and their blind indexes."""
         self.schema.check(values)
         cipher = self._subjects.cipher(conn, subject)
         stamp = now()
         rows: list[dict[str, object]] = []
+        index: list[dict[str, object]] = []
+        gone = [n for n, v in values.items() if v is None]
+        if gone:
+            for table in (_profile, _index):
+                conn.execute(
+                    delete(table).where((table.c.subject_id == subject.id) & table.c.name.in_(gone))
+                )
         for name, value in values.items():
             if value is None:
-                conn.execute(
-                    delete(_profile).where(
-                        (_profile.c.subject_id == subject.id) & (_profile.c.name == name)
-                    )
-                )
                 continue
             blob = cipher.encrypt(
                 json.dumps(value).encode(), associated_data(subject.ref, "profile_field", name)
@@ -91,7 +106,12 @@ class Profiles:
                     "updated_at": stamp,
                 }
             )
+            if self.schema.fields[name].searchable:
+                index.append(
+                    {"subject_id": subject.id, "name": name, "digest": self.digest(name, value)}
+                )
         upsert(conn, _profile, rows, ["subject_id", "name"])
+        upsert(conn, _index, index, ["subject_id", "name"])
 
     def get(
         self,
@@ -99,13 +119,19 @@ class Profiles:
         subject: SubjectRef,
         *,
         categories: frozenset[str] | None = None,
+        fields: Sequence[str] | None = None,
     ) -> dict[str, object]:
-        """Decrypt the subject's fields; with `categories`, only fields of those categories."""
-        rows = conn.execute(
-            select(_profile.c.name, _profile.c.category, _profile.c.ciphertext)
-            .where(_profile.c.subject_id == subject.id)
-            .order_by(_profile.c.name)
-        ).all()
+        """Decrypt the subject's fields: all, those of `categories`, or only the named `fields`.
+
+        Only the selected rows are read and decrypted.
+        """
+        query = select(_profile.c.name, _profile.c.category, _profile.c.ciphertext).where(
+            _profile.c.subject_id == subject.id
+        )
+        if fields is not None:
+            self.schema.check_names(fields)
+            query = query.where(_profile.c.name.in_(list(fields)))
+        rows = conn.execute(query.order_by(_profile.c.name)).all()
         wanted = [r for r in rows if categories is None or category_allowed(r.category, categories)]
         if not wanted:
             return {}
@@ -117,8 +143,26 @@ class Profiles:
             for r in wanted
         }
 
+    def find(self, conn: Connection, name: str, value: object) -> list[int]:
+        """Ids of live subjects whose searchable field `name` equals `value` (blind index)."""
+        spec = self.schema.fields.get(name)
+        if spec is None or not spec.searchable:
+            searchable = ", ".join(n for n, f in sorted(self.schema.fields.items()) if f.searchable)
+            raise ValidationError(
+                f"profile field {name!r} is not searchable (searchable: {searchable or 'none'}); "
+                "mark it `searchable: true` in fields.yaml"
+            )
+        self.schema.check({name: value})
+        rows = conn.execute(
+            select(_index.c.subject_id)
+            .where((_index.c.name == name) & (_index.c.digest == self.digest(name, value)))
+            .order_by(_index.c.subject_id)
+        )
+        return [int(r.subject_id) for r in rows]
+
     def delete_all(self, conn: Connection, subject: SubjectRef) -> int:
-        """Delete every field of the subject; returns how many."""
+        """Delete every field of the subject (and its blind indexes); returns how many fields."""
+        conn.execute(delete(_index).where(_index.c.subject_id == subject.id))
         return conn.execute(delete(_profile).where(_profile.c.subject_id == subject.id)).rowcount
 
 
@@ -185,31 +229,34 @@ class Events:
     def bundles(
         self, conn: Connection, subject_ids: Sequence[int]
     ) -> Iterator[tuple[int, list[StoredEvent]]]:
-        """Decrypted events of many subjects, grouped per subject (bulk training read)."""
-        subject = _subject
-        ciphers = self._subjects.ciphers_for(conn, list(subject_ids))
-        for start in range(0, len(subject_ids), 500):
-            chunk = list(subject_ids[start : start + 500])
+        """Decrypted events of many subjects, grouped per subject (bulk training read).
+
+        Reads in chunks of subjects, one query each, unwrapping each DEK once; subjects
+        without events (or erased meanwhile) are skipped.
+        """
+        ids = list(subject_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            keyed = self._subjects.ciphers_for(conn, chunk)
             rows = conn.execute(
-                select(
-                    _event.c.subject_id,
-                    _event.c.id,
-                    _event.c.ts,
-                    _event.c.ciphertext,
-                    subject.c.ref,
-                )
-                .join(subject, subject.c.id == _event.c.subject_id)
-                .where(_event.c.subject_id.in_(chunk))
+                select(_event.c.subject_id, _event.c.id, _event.c.ts, _event.c.ciphertext)
+                .where(_event.c.subject_id.in_(list(keyed)))
                 .order_by(_event.c.subject_id, _event.c.ts, _event.c.id)
             )
             current: int | None = None
             bucket: list[StoredEvent] = []
-            for r in rows:
-                if r.subject_id != current:
+            decrypt = prefix = None
+            for sid, event_id, ts, blob in rows:
+                if sid != current:
                     if current is not None:
                         yield current, bucket
-                    current, bucket = r.subject_id, []
-                bucket.append(self._open(ciphers[r.subject_id], r.ref, r.id, r.ts, r.ciphertext))
+                    current, bucket = sid, []
+                    ref, cipher = keyed[sid]
+                    decrypt = cipher.decrypt
+                    prefix = associated_data(ref, "event", "")
+                assert decrypt is not None and prefix is not None
+                item, kind = json.loads(decrypt(blob, prefix + event_id.encode()))
+                bucket.append(StoredEvent(item, kind, utc(ts)))
             if current is not None:
                 yield current, bucket
 

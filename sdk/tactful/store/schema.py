@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from tactful.errors import ValidationError
 
@@ -15,14 +15,25 @@ MAX_LIST = 256
 
 
 class FieldSpec(BaseModel):
-    """A declared profile field: its data category (taxonomy), type and retention."""
+    """A declared profile field: its data category (taxonomy), type, retention, searchability.
+
+    `searchable` adds a blind index (keyed HMAC) for equality lookups; only str, int and bool
+    fields can be searchable. `retention_days` overrides the retention of the field's category.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     category: str = Field(pattern=r"^user(\.[a-z0-9_]+)+$")
     type: FieldType = "str"
     retention_days: int | None = Field(default=None, gt=0)
+    searchable: bool = False
     description: str = ""
+
+    @model_validator(mode="after")
+    def _searchable_types(self) -> FieldSpec:
+        if self.searchable and self.type not in ("str", "int", "bool"):
+            raise ValueError(f"a searchable field must be str, int or bool, not {self.type}")
+        return self
 
 
 class ProfileSchema(BaseModel):
@@ -34,6 +45,36 @@ class ProfileSchema(BaseModel):
     event_category: str = Field(
         default="user.behavior.interaction", pattern=r"^user(\.[a-z0-9_]+)+$"
     )
+    retention: dict[Annotated[str, Field(pattern=r"^user(\.[a-z0-9_]+)+$")], PositiveInt] = {}
+
+    def retention_days(self, category: str, field: str | None = None) -> int | None:
+        """Days data of `category` (or of profile field `field`) is kept; None = no limit.
+
+        A field's own `retention_days` wins; otherwise the most specific category entry of
+        `retention` that equals or contains `category`.
+        """
+        if field is not None and field in self.fields:
+            own = self.fields[field].retention_days
+            if own is not None:
+                return own
+        best: tuple[int, int] | None = None
+        for prefix, days in self.retention.items():
+            matches = category == prefix or category.startswith(prefix + ".")
+            if matches and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), days)
+        return None if best is None else best[1]
+
+    def check_names(self, names: Sequence[str]) -> None:
+        """Reject field names that are not declared, naming them."""
+        if isinstance(names, str):
+            raise ValidationError("fields must be a list of field names, not one string")
+        unknown = [n for n in names if n not in self.fields]
+        if unknown:
+            declared = ", ".join(sorted(self.fields)) or "none"
+            raise ValidationError(
+                f"profile field {unknown[0]!r} is not declared in the policy pack's "
+                f"fields.yaml (declared: {declared})"
+            )
 
     def check(self, values: Mapping[str, object]) -> None:
         """Reject unknown fields and wrong types, naming the field (never echoing the value)."""

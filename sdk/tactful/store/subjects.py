@@ -6,26 +6,18 @@ import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, select, update
 
-from tactful.crypto import (
-    FieldCipher,
-    KeyRing,
-    associated_data,
-    new_data_key,
-    pseudonym,
-    unwrap_key,
-    wrap_key,
-)
+from tactful.crypto import FieldCipher, KeyRing, associated_data, pseudonym
 from tactful.errors import SubjectNotFound, ValidationError
-from tactful.store.engine import now
-from tactful.store.tables import Subject, SubjectKey, table_of
+from tactful.store.engine import insert_ignore, now
+from tactful.store.keystore import KeyStore
+from tactful.store.tables import Subject, table_of
 
 MAX_USER_ID = 256
 CIPHER_CACHE = 4096
 
 _subject = table_of(Subject)
-_key = table_of(SubjectKey)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +41,24 @@ def check_user_id(user_id: object) -> str:
 
 
 class Subjects:
-    """Finds and creates subjects and hands out their (cached) field ciphers."""
+    """Finds and creates subjects and hands out their (cached) field ciphers.
 
-    def __init__(self, keys: KeyRing) -> None:
-        self._keys = keys
+    Data keys live in the separate key store, under the subject's random alias as key id.
+    """
+
+    def __init__(self, keystore: KeyStore, store_id: str) -> None:
+        self.keystore = keystore
+        self.store_id = store_id
         self._ciphers: OrderedDict[int, FieldCipher] = OrderedDict()
+
+    @property
+    def keys(self) -> KeyRing:
+        """The master keys (pseudonym key, derived keys)."""
+        return self.keystore.ring
 
     def pseudonym(self, user_id: str) -> str:
         """The stored pseudonym of an app user id."""
-        return pseudonym(self._keys.pseudonym_key, check_user_id(user_id))
+        return pseudonym(self.keys.pseudonym_key, check_user_id(user_id))
 
     def find(self, conn: Connection, user_id: str) -> SubjectRef | None:
         """The live subject of this user id, or None."""
@@ -83,7 +84,12 @@ class Subjects:
     def get_or_create(
         self, conn: Connection, user_id: str, *, jurisdiction: str | None = None
     ) -> SubjectRef:
-        """The subject of this user id, created with a fresh wrapped DEK if new."""
+        """The subject of this user id, created with a fresh DEK if new.
+
+        The DEK is committed to the key store before the subject row is written. Concurrent
+        creators of the same user (other processes) end with one subject; the loser's unused
+        key is deleted at once.
+        """
         found = self.find(conn, user_id)
         if found is not None:
             if jurisdiction and jurisdiction != found.jurisdiction:
@@ -94,23 +100,76 @@ class Subjects:
                 )
                 return SubjectRef(found.id, found.ref, found.alias, found.status, jurisdiction)
             return found
-        ref = self.pseudonym(user_id)
-        alias = secrets.token_hex(16)
-        result = conn.execute(
-            _subject.insert().values(
-                ref=ref, alias=alias, status="active", jurisdiction=jurisdiction, created_at=now()
+        return self.create_many(conn, {user_id: jurisdiction})[user_id]
+
+    def create_many(self, conn: Connection, users: dict[str, str | None]) -> dict[str, SubjectRef]:
+        """Create subjects for user ids that have none (bulk ingestion); returns all of them."""
+        out: dict[str, SubjectRef] = {}
+        refs = {u: self.pseudonym(u) for u in users}
+        new = {u: secrets.token_hex(16) for u in users}
+        deks = self.keystore.create(self.store_id, list(new.values()))
+        stamp = now()
+        rows: list[dict[str, object]] = []
+        for user, alias in new.items():
+            cipher = FieldCipher(deks[alias])
+            rows.append(
+                {
+                    "ref": refs[user],
+                    "alias": alias,
+                    "status": "active",
+                    "jurisdiction": users[user],
+                    "created_at": stamp,
+                    "user_id_ct": cipher.encrypt(
+                        user.encode("utf-8"), associated_data(refs[user], "subject", "user_id")
+                    ),
+                }
             )
-        )
-        (subject_id,) = result.inserted_primary_key or (None,)
-        assert subject_id is not None
-        dek = new_data_key()
-        version = self._keys.current
-        wrapped = wrap_key(self._keys.kek(version), dek, subject_ref=ref, kek_version=version)
+        insert_ignore(conn, _subject, rows, ["ref"])
+        by_ref = {
+            r.ref: r
+            for start in range(0, len(rows), 500)
+            for r in conn.execute(
+                select(
+                    _subject.c.id,
+                    _subject.c.ref,
+                    _subject.c.alias,
+                    _subject.c.status,
+                    _subject.c.jurisdiction,
+                ).where(_subject.c.ref.in_([refs[u] for u in list(users)[start : start + 500]]))
+            )
+        }
+        unused = []
+        for user, alias in new.items():
+            row = by_ref[refs[user]]
+            out[user] = SubjectRef(row.id, row.ref, row.alias, row.status, row.jurisdiction)
+            if row.alias == alias:
+                self._remember(row.id, FieldCipher(deks[alias]))
+            else:
+                unused.append(alias)
+        if unused:
+            self.keystore.delete(self.store_id, unused)
+        return out
+
+    def user_id(self, conn: Connection, subject_id: int) -> str | None:
+        """The app's user id of a live subject (decrypted), or None if not recorded."""
+        row = conn.execute(
+            select(_subject.c.ref, _subject.c.alias, _subject.c.user_id_ct).where(
+                (_subject.c.id == subject_id) & (_subject.c.status != "erased")
+            )
+        ).first()
+        if row is None or row.user_id_ct is None:
+            return None
+        subject = SubjectRef(subject_id, row.ref, row.alias, "active", None)
+        return self.unseal(conn, subject, "subject", "user_id", row.user_id_ct).decode("utf-8")
+
+    def remember_user_id(self, conn: Connection, subject: SubjectRef, user_id: str) -> None:
+        """Store the encrypted user id of a subject created before schema version 2."""
+        blob = self.seal(conn, subject, "subject", "user_id", user_id.encode("utf-8"))
         conn.execute(
-            _key.insert().values(subject_id=subject_id, kek_version=version, wrapped=wrapped)
+            update(_subject)
+            .where((_subject.c.id == subject.id) & _subject.c.user_id_ct.is_(None))
+            .values(user_id_ct=blob)
         )
-        self._remember(subject_id, FieldCipher(dek))
-        return SubjectRef(subject_id, ref, alias, "active", jurisdiction)
 
     def cipher(self, conn: Connection, subject: SubjectRef) -> FieldCipher:
         """The subject's field cipher, unwrapping the DEK on first use."""
@@ -118,20 +177,12 @@ class Subjects:
         if cached is not None:
             self._ciphers.move_to_end(subject.id)
             return cached
-        row = conn.execute(
-            select(_key.c.kek_version, _key.c.wrapped).where(_key.c.subject_id == subject.id)
-        ).first()
-        if row is None:
-            raise SubjectNotFound("this user's data key is gone (erased); nothing can be read")
-        dek = unwrap_key(
-            self._keys.kek(row.kek_version),
-            row.wrapped,
-            subject_ref=subject.ref,
-            kek_version=row.kek_version,
-        )
-        cipher = FieldCipher(dek)
-        self._remember(subject.id, cipher)
-        return cipher
+        dek = self.keystore.unwrap(self.store_id, [subject.alias]).get(subject.alias)
+        if dek is None:
+            raise SubjectNotFound(
+                "this user's data key is gone (erased); nothing of theirs can be read"
+            )
+        return self._remember(subject.id, FieldCipher(dek))
 
     def seal(
         self, conn: Connection, subject: SubjectRef, table: str, field: str, data: bytes
@@ -147,42 +198,39 @@ class Subjects:
         aad = associated_data(subject.ref, table, field)
         return self.cipher(conn, subject).decrypt(blob, aad)
 
-    def ciphers_for(self, conn: Connection, subject_ids: list[int]) -> dict[int, FieldCipher]:
-        """Field ciphers for many subjects at once (bulk training reads)."""
-        out: dict[int, FieldCipher] = {}
-        missing = []
-        for sid in subject_ids:
-            cached = self._ciphers.get(sid)
-            if cached is not None:
-                out[sid] = cached
-            else:
-                missing.append(sid)
-        for start in range(0, len(missing), 500):
-            chunk = missing[start : start + 500]
+    def ciphers_for(
+        self, conn: Connection, subject_ids: list[int]
+    ) -> dict[int, tuple[str, FieldCipher]]:
+        """(pseudonym, field cipher) of many live subjects at once (bulk training reads)."""
+        out: dict[int, tuple[str, FieldCipher]] = {}
+        for start in range(0, len(subject_ids), 500):
+            chunk = subject_ids[start : start + 500]
             rows = conn.execute(
-                select(_key.c.subject_id, _key.c.kek_version, _key.c.wrapped, _subject.c.ref)
-                .join(_subject, _subject.c.id == _key.c.subject_id)
-                .where(_key.c.subject_id.in_(chunk))
-            )
-            for row in rows:
-                dek = unwrap_key(
-                    self._keys.kek(row.kek_version),
-                    row.wrapped,
-                    subject_ref=row.ref,
-                    kek_version=row.kek_version,
+                select(_subject.c.id, _subject.c.ref, _subject.c.alias).where(
+                    _subject.c.id.in_(chunk) & _subject.c.ref.is_not(None)
                 )
-                out[row.subject_id] = self._remember(row.subject_id, FieldCipher(dek))
+            ).all()
+            missing = {r.alias: r for r in rows if r.id not in self._ciphers}
+            deks = self.keystore.unwrap(self.store_id, list(missing)) if missing else {}
+            for r in rows:
+                cipher = self._ciphers.get(r.id)
+                if cipher is None:
+                    dek = deks.get(r.alias)
+                    if dek is None:
+                        continue  # erased meanwhile: nothing of theirs can be read
+                    cipher = self._remember(r.id, FieldCipher(dek))
+                out[r.id] = (r.ref, cipher)
         return out
 
     def shred(self, conn: Connection, subject: SubjectRef) -> None:
-        """Crypto-shred: delete the subject's DEK and unlink the pseudonym (row kept as erased)."""
-        conn.execute(delete(_key).where(_key.c.subject_id == subject.id))
+        """Crypto-shred: delete the DEK (committed first), then mark the subject erased."""
+        self.keystore.delete(self.store_id, [subject.alias])
+        self.evict(subject.id)
         conn.execute(
             update(_subject)
             .where(_subject.c.id == subject.id)
-            .values(ref=None, status="erased", jurisdiction=None, erased_at=now())
+            .values(ref=None, status="erased", jurisdiction=None, erased_at=now(), user_id_ct=None)
         )
-        self.evict(subject.id)
 
     def evict(self, subject_id: int) -> None:
         """Drop a cached cipher (after erasure, or when a transaction rolled back)."""

@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import Column, DateTime, Index, LargeBinary, Table, Text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+# Bump it (and add a step in store/migrate.py) for every change to an existing table; new
+# tables need neither (create_all makes them). See docs/store.md, "Migrations".
+SCHEMA_VERSION = 2
 
 
 def table_of(model: type[SQLModel]) -> Table:
@@ -35,16 +37,9 @@ class Subject(SQLModel, table=True):
     jurisdiction: str | None = Field(default=None, max_length=8)
     created_at: datetime = _ts()  # type: ignore[assignment]
     erased_at: datetime | None = _ts(nullable=True)  # type: ignore[assignment]
-
-
-class SubjectKey(SQLModel, table=True):
-    """A subject's data key (DEK), wrapped by the master key version `kek_version`."""
-
-    __tablename__ = "subject_key"
-
-    subject_id: int = Field(primary_key=True, foreign_key="subject.id")
-    kek_version: int
-    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The app's user id, encrypted under the subject's own DEK (so searchable-field lookups
+    # can answer with user ids); unreadable once the DEK is shredded. Schema version 2.
+    user_id_ct: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class ProfileField(SQLModel, table=True):
@@ -150,3 +145,101 @@ class StoreMeta(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ConsentDetail(SQLModel, table=True):
+    """How a consent record was given (ISO/IEC TS 27560 consent type and delegation).
+
+    A separate table so that stores created before it need no column migration; a ledger
+    record without a detail row is an ordinary ("expressed") consent given by the subject.
+    """
+
+    __tablename__ = "consent_detail"
+
+    record_id: int = Field(primary_key=True, foreign_key="consent_record.id")
+    consent_type: str = Field(max_length=16)  # expressed | explicit
+    given_by: str = Field(max_length=16)  # subject | guardian
+
+
+class SettingsHistory(SQLModel, table=True):
+    """Every saved version of a subject's settings, encrypted, kept for export (Art. 15)."""
+
+    __tablename__ = "settings_history"
+    __table_args__ = (Index("ix_settings_history_subject", "subject_id", "recorded_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    subject_id: int = Field(foreign_key="subject.id")
+    recorded_at: datetime = _ts()  # type: ignore[assignment]
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class BlindIndex(SQLModel, table=True):
+    """The blind index of a searchable profile field: keyed HMAC of its value, never plaintext."""
+
+    __tablename__ = "blind_index"
+    __table_args__ = (Index("ix_blind_index_lookup", "name", "digest"),)
+
+    subject_id: int = Field(primary_key=True, foreign_key="subject.id")
+    name: str = Field(primary_key=True, max_length=64)
+    digest: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class RequestDetail(SQLModel, table=True):
+    """Deadline facts of a data subject request (profile, extension, identity pause).
+
+    A separate table so that `rights_request` of older stores needs no column migration; a
+    request without a detail row is a GDPR request that was never extended nor paused.
+    """
+
+    __tablename__ = "rights_request_detail"
+
+    request_id: str = Field(primary_key=True, foreign_key="rights_request.id", max_length=32)
+    profile: str = Field(default="gdpr", max_length=8)  # gdpr | ccpa
+    acknowledge_due_at: datetime | None = _ts(nullable=True)  # type: ignore[assignment]
+    acknowledged_at: datetime | None = _ts(nullable=True)  # type: ignore[assignment]
+    extension: int = Field(default=0)  # months (gdpr) or days (ccpa) added to the deadline
+    extension_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    paused_at: datetime | None = _ts(nullable=True)  # type: ignore[assignment]
+    paused_seconds: int = Field(default=0)  # identity-verification pauses so far
+
+
+class Objection(SQLModel, table=True):
+    """A subject's objection to a purpose (GDPR Art. 21); the gate stops that processing."""
+
+    __tablename__ = "rights_objection"
+
+    subject_id: int = Field(primary_key=True, foreign_key="subject.id")
+    purpose: str = Field(primary_key=True, max_length=64)
+    recorded_at: datetime = _ts()  # type: ignore[assignment]
+
+
+class PrivacyBudget(SQLModel, table=True):
+    """The differential-privacy budget of one dataset: epsilon granted and spent.
+
+    Stored in integer micro-epsilons so that reservations add up exactly (no float drift).
+    """
+
+    __tablename__ = "dp_budget"
+
+    dataset: str = Field(primary_key=True, max_length=64)
+    total_micro: int = Field(default=0)
+    spent_micro: int = Field(default=0)
+    updated_at: datetime = _ts()  # type: ignore[assignment]
+
+
+class DPRelease(SQLModel, table=True):
+    """One differentially private release: what kind, on which dataset, at what epsilon.
+
+    `result` holds the released (already private) output only where it is reused, e.g. the
+    cached DP popularity list; never input data.
+    """
+
+    __tablename__ = "dp_release"
+    __table_args__ = (Index("ix_dp_release_dataset_kind", "dataset", "kind", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    dataset: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    epsilon_micro: int
+    created_at: datetime = _ts()  # type: ignore[assignment]
+    result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

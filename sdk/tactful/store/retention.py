@@ -1,0 +1,68 @@
+"""Retention: delete profile fields and events kept longer than their category allows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, select
+
+from tactful.store.schema import ProfileSchema
+from tactful.store.tables import BlindIndex, Event, ProfileField, table_of
+
+_profile = table_of(ProfileField)
+_index = table_of(BlindIndex)
+_event = table_of(Event)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    """What a retention run deleted: events per data category, profile fields per field name."""
+
+    ran_at: datetime
+    events: dict[str, int] = field(default_factory=dict)
+    profile_fields: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """How many rows were deleted in all."""
+        return sum(self.events.values()) + sum(self.profile_fields.values())
+
+
+def run_retention(conn: Connection, schema: ProfileSchema, at: datetime) -> RetentionReport:
+    """Delete, inside the caller's transaction, what is past its retention at time `at`.
+
+    Profile fields are aged by their last update, events by their time. Categories without a
+    retention in fields.yaml are kept.
+    """
+    fields: dict[str, int] = {}
+    for name, spec in sorted(schema.fields.items()):
+        days = schema.retention_days(spec.category, name)
+        if days is None:
+            continue
+        cutoff = at - timedelta(days=days)
+        expired = select(_profile.c.subject_id).where(
+            (_profile.c.name == name) & (_profile.c.updated_at < cutoff)
+        )
+        conn.execute(
+            delete(_index).where((_index.c.name == name) & _index.c.subject_id.in_(expired))
+        )
+        n = conn.execute(
+            delete(_profile).where((_profile.c.name == name) & (_profile.c.updated_at < cutoff))
+        ).rowcount
+        if n:
+            fields[name] = n
+    events: dict[str, int] = {}
+    categories = conn.execute(select(_event.c.category).distinct()).scalars().all()
+    for category in sorted(categories):
+        days = schema.retention_days(category)
+        if days is None:
+            continue
+        n = conn.execute(
+            delete(_event).where(
+                (_event.c.category == category) & (_event.c.ts < at - timedelta(days=days))
+            )
+        ).rowcount
+        if n:
+            events[category] = n
+    return RetentionReport(at, events, fields)
