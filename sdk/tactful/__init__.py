@@ -8,6 +8,7 @@ from tactful.audit import AuditVerdict
 from tactful.client import Tactful
 from tactful.consent import ConsentReceipt, PurposeConsent
 from tactful.crypto import EnvKeyProvider, FileKeyProvider, KeyProvider, KeyRing
+from tactful.dp import BudgetStatus, Estimate, Release, ReleaseRecord
 from tactful.errors import (
     BudgetExhausted,
     ConfigurationError,
@@ -22,7 +23,13 @@ from tactful.errors import (
 )
 from tactful.models import Recommendations, RecommendedItem
 from tactful.reports import AuditReport
-from tactful.rights import ErasureReceipt
+from tactful.rights import (
+    BulkErasure,
+    ErasureNotice,
+    ErasureReceipt,
+    ExportResult,
+    RequestInfo,
+)
 from tactful.settings import Settings
 from tactful.store import KeyStatus, RetentionReport, RotationReport
 
@@ -30,11 +37,16 @@ __all__ = [
     "AuditReport",
     "AuditVerdict",
     "BudgetExhausted",
+    "BudgetStatus",
+    "BulkErasure",
     "ConfigurationError",
     "ConsentReceipt",
     "ConsentRequired",
     "EnvKeyProvider",
+    "ErasureNotice",
     "ErasureReceipt",
+    "Estimate",
+    "ExportResult",
     "FileKeyProvider",
     "IntegrityError",
     "KeyProvider",
@@ -45,6 +57,9 @@ __all__ = [
     "PurposeConsent",
     "Recommendations",
     "RecommendedItem",
+    "Release",
+    "ReleaseRecord",
+    "RequestInfo",
     "RetentionReport",
     "RotationReport",
     "Settings",

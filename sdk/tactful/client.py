@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any, Literal
 
 from tactful import config as _config
 from tactful.audit import AuditLog, AuditVerdict
@@ -25,7 +26,8 @@ from tactful.consent import (
 )
 from tactful.consent.signals import plan as _signal_plan
 from tactful.crypto import FileKeyProvider, KeyProvider
-from tactful.errors import ValidationError
+from tactful.dp import Aggregates
+from tactful.errors import SubjectNotFound, ValidationError
 from tactful.models import Recommendations, RecommendedItem
 from tactful.policy import CompiledPolicy, Decision, Gate, PolicyPack, load_pack
 from tactful.recommend import (
@@ -37,7 +39,18 @@ from tactful.recommend import (
     ScoredItem,
 )
 from tactful.reports import AuditReport, collect
-from tactful.rights import ErasureReceipt, Rights
+from tactful.rights import (
+    BulkErasure,
+    ErasureNotice,
+    ErasureReceipt,
+    ExportResult,
+    RequestInfo,
+    Rights,
+    parse_value,
+    to_dict,
+    write_csv_zip,
+    write_json,
+)
 from tactful.settings import Settings, SettingsStore, discover, pool_size
 from tactful.store import (
     Connection,
@@ -75,6 +88,7 @@ class Tactful:
             self._settings,
             self._audit,
             AgeRules(AgeTable.load(pack.directory), store.profiles),
+            objections=lambda conn, subject: self._rights.controls.objections(conn, subject),
         )
         self._rights = Rights(store, self._ledger, self._settings, self._audit, pack.purposes)
         self._models = _Models(self)
@@ -87,6 +101,13 @@ class Tactful:
         self.audit = _Audit(self)
         self.keys = _Keys(self)
         self.retention = _Retention(self)
+        self.aggregates = Aggregates(
+            store,
+            self._ledger,
+            self._audit,
+            pack.meta.max_epsilon_per_release,
+            lambda conn: [i.item_id for i in store.catalog.all(conn)],
+        )
 
     @classmethod
     def open(
@@ -191,8 +212,13 @@ class Tactful:
                 exclude = self._models.excluded(
                     decision.exclude_item_categories | frozenset(settings.excluded_topics)
                 )
-                scored = self._models.popularity.recommend(MinimizedView(), k, exclude)
-                recommender = self._models.popularity.name
+                released = self.aggregates.popularity.current(conn)
+                if released is None:  # no DP list released yet: in-process popularity
+                    scored = self._models.popularity.recommend(MinimizedView(), k, exclude)
+                    recommender = self._models.popularity.name
+                else:
+                    scored = _dp_popular(released, k, exclude)
+                    recommender = "dp_popularity"
             self._gate.record(
                 conn,
                 subject,
@@ -220,25 +246,37 @@ class Tactful:
         """Refit the recommenders from the events of users whose consent is in force now."""
         self._models.fit()
 
-    def report(self, since: datetime | None = None, until: datetime | None = None) -> AuditReport:
-        """The compliance audit report of the period; generating it is itself audited."""
+    def report(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        public: bool = False,
+    ) -> AuditReport:
+        """The compliance audit report of the period [since, until); generating it is audited.
+
+        `public=True` is for outside eyes: consent counts are released with differential
+        privacy (or withheld when the store cannot). Naive datetimes raise ValidationError.
+        """
         with self._store.begin() as conn:
             report = collect(
                 conn,
                 pack=self.pack,
+                store=self._store,
                 ledger=self._ledger,
-                rights=self._rights,
                 audit=self._audit,
                 since=since,
                 until=until,
+                public=public,
             )
             self._audit.append(
                 conn,
                 "report.generated",
                 {
-                    "format": report["format"],
+                    "format": report.format,
                     "policy_hash": self.pack.content_hash,
-                    "period": report["period"],
+                    "period": report.period.model_dump(mode="json"),
+                    "public": public,
                 },
             )
         return AuditReport(report)
@@ -266,13 +304,34 @@ def _explain(decision: Decision) -> str:
     return f"No recommendations: {reason}."
 
 
+def _dp_popular(
+    released: Sequence[tuple[str, float]], k: int, exclude: frozenset[str]
+) -> list[ScoredItem]:
+    """The first k items of the released DP popularity list that are not excluded."""
+    return [
+        ScoredItem(
+            item=item,
+            score=count,
+            signal="dp_popularity",
+            explanation="Popular with many users (a differentially private count).",
+        )
+        for item, count in released
+        if item not in exclude
+    ][:k]
+
+
 def _interactions(events: Sequence[StoredEvent]) -> tuple[Interaction, ...]:
     return tuple(Interaction(item=e.item, kind=e.kind, ts=e.ts.timestamp()) for e in events)
 
 
 def _consents_to_training(tf: Tactful, conn: Connection, subject: SubjectRef) -> bool:
+    """True if the models learned this subject: consent in force, not restricted, no objection."""
+    if subject.status != "active":
+        return False
     state = tf._ledger.status(conn, subject).get(TRAINING_PURPOSE)
-    return state is not None and state.given
+    if state is None or not state.given:
+        return False
+    return TRAINING_PURPOSE not in tf._rights.controls.objections(conn, subject)
 
 
 class _Models:
@@ -316,7 +375,9 @@ class _Models:
         with self._lock, self._tf._store.begin() as conn:
             epoch = self._read_epoch(conn)
             in_force = self._tf._ledger.in_force(conn, TRAINING_PURPOSE)
-            ids = in_force.subject_ids
+            # Restricted (Art. 18) and objecting (Art. 21) users' data trains nothing.
+            blocked = self._tf._rights.controls.excluded_from(conn, TRAINING_PURPOSE)
+            ids = [i for i in in_force.subject_ids if i not in blocked]
             bundles = [
                 list(_interactions(evs)) for _, evs in self._tf._store.events.bundles(conn, ids)
             ]
@@ -373,6 +434,7 @@ class _Profiles(_Part):
 
     def put(self, user: str, values: Mapping[str, object]) -> None:
         """Write declared profile fields (None deletes one); unknown fields are rejected."""
+        self._store.profiles.schema.check(values)  # before a data key is made for a new user
         with self._store.begin() as conn:
             subject = self._store.subjects.get_or_create(conn, user)
             fields = self._store.profiles.schema.fields
@@ -411,9 +473,10 @@ class _Events(_Part):
 
     def record_many(self, user: str, events: Iterable[tuple[str, str, datetime | None]]) -> int:
         """Record many (item, kind, ts) events of one user in one transaction."""
+        batch = self._store.events.check_all(events)  # before a data key is made for a new user
         with self._store.begin() as conn:
             subject = self._store.subjects.get_or_create(conn, user)
-            n = self._store.events.record_many(conn, subject, events)
+            n = self._store.events.record_many(conn, subject, batch)
         self._tf._models.mark_dirty()
         return n
 
@@ -499,10 +562,14 @@ class _Consent(_Part):
         method: str = "api",
         source: str | None = None,
         given_by: str = "subject",
+        at: datetime | None = None,
     ) -> ConsentReceipt:
-        """Withdraw consent; effective for the very next decision (Art. 7(3))."""
+        """Withdraw consent; effective for the very next decision (Art. 7(3)).
+
+        `at` backdates an imported withdrawal (timezone-aware, not in the future).
+        """
         return self._append(
-            user, purposes, "withdrawn", method=method, source=source, given_by=given_by
+            user, purposes, "withdrawn", method=method, source=source, given_by=given_by, at=at
         )
 
     def status(self, user: str, as_of: datetime | None = None) -> dict[str, PurposeConsent]:
@@ -631,21 +698,286 @@ class _SettingsAPI(_Part):
 
 
 class _Rights(_Part):
-    """tf.rights: access/export and erasure."""
+    """tf.rights: requests, export, erasure, rectification, restriction and objection.
 
-    def export(self, user: str) -> dict[str, Any]:
-        """Everything held about the user, decrypted and JSON-ready; SubjectNotFound if none."""
-        with self._store.begin() as conn:
-            return self._tf._rights.export(conn, self._store.subjects.get(conn, user))
+    Every action completes a data subject request (a new one, or the open one named by
+    `request_id`) and is audit-logged under the subject's random alias.
+    """
 
-    def erase(self, user: str) -> ErasureReceipt:
-        """Erase the user: rows deleted, data key shredded, models unlearned, tombstone logged."""
+    def __init__(self, tf: Tactful) -> None:
+        super().__init__(tf)
+        self._hooks: list[Callable[[ErasureNotice], object]] = []
+        self.requests = _Requests(tf)
+
+    def export(self, user: str, *, request_id: str | None = None) -> dict[str, Any]:
+        """Everything held about the user, decrypted and JSON-ready; SubjectNotFound if none.
+
+        Holds the whole export in memory; for long histories use `export_to`.
+        """
         with self._store.begin() as conn:
             subject = self._store.subjects.get(conn, user)
-            was_learned = _consents_to_training(self._tf, conn, subject)
-            erased = self._tf._rights.erase(conn, subject)
-            self._tf._models.forget(erased.events, conn, learned=was_learned)
-        return erased.receipt.model_copy(update={"models_unlearned": True})
+            return to_dict(self._tf._rights.export_document(conn, subject, request_id))
+
+    def export_to(
+        self,
+        user: str,
+        target: str | os.PathLike[str] | IO[bytes],
+        *,
+        format: Literal["json", "csv"] = "json",
+        request_id: str | None = None,
+    ) -> ExportResult:
+        """Stream the export to a file path or binary stream: JSON, or a zip of CSV files.
+
+        Memory stays flat in the history size. A path is written to a temporary file first and
+        renamed when complete, so a failed export leaves no partial file.
+        """
+        if format not in ("json", "csv"):
+            raise ValidationError(f"export format must be json or csv, not {format!r}")
+        if isinstance(target, str | os.PathLike):
+            path = Path(target)
+            partial = path.with_name(f".{path.name}.partial")
+            try:
+                with partial.open("wb") as fh:
+                    result = self._stream(user, fh, format, request_id)
+                partial.replace(path)
+            finally:
+                partial.unlink(missing_ok=True)
+            return result
+        return self._stream(user, target, format, request_id)
+
+    def _stream(
+        self, user: str, out: IO[bytes], fmt: str, request_id: str | None
+    ) -> ExportResult:
+        with self._store.begin() as conn:
+            subject = self._store.subjects.get(conn, user)
+            doc = self._tf._rights.export_document(conn, subject, request_id)
+            if fmt == "json":
+                text = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
+                write_json(doc, text)
+                text.flush()
+                text.detach()
+            else:
+                write_csv_zip(doc, out)
+        return ExportResult(
+            request_id=doc.head["request_id"],
+            format=fmt,
+            events=doc.counts.get("events", 0),
+            decisions=doc.counts.get("decisions", 0),
+        )
+
+    def on_erasure(
+        self, callback: Callable[[ErasureNotice], object]
+    ) -> Callable[[ErasureNotice], object]:
+        """Register a hook called after each erasure commits, to propagate it to processors.
+
+        The hook gets the request id, the alias and the app's user id (in-process only; tactful
+        never stores or logs it). A failing hook does not undo the erasure: the receipt counts
+        it and names its exception type. Usable as a decorator.
+        """
+        if not callable(callback):
+            raise ValidationError("on_erasure needs a callable taking an ErasureNotice")
+        self._hooks.append(callback)
+        return callback
+
+    def erase(self, user: str, *, request_id: str | None = None) -> ErasureReceipt:
+        """Erase the user: rows deleted, data key shredded, consents withdrawn, models
+        unlearned, tombstone logged; then the erasure hooks run. SubjectNotFound if none."""
+        tf = self._tf
+        with self._store.begin() as conn:
+            subject = self._store.subjects.get(conn, user)
+            was_learned = _consents_to_training(tf, conn, subject)
+            erased = tf._rights.erase(conn, subject, request_id, read_events=was_learned)
+            tf._models.forget(erased.events, conn, learned=was_learned)
+        receipt = erased.receipt.model_copy(update={"models_unlearned": True})
+        notice = ErasureNotice(receipt.request_id, subject.alias, user)
+        errors: list[str] = []
+        for hook in self._hooks:
+            try:
+                hook(notice)
+            except Exception as exc:  # the erasure is committed; report, never undo
+                errors.append(type(exc).__name__)
+        if self._hooks:
+            with self._store.begin() as conn:
+                tf._audit.append(
+                    conn,
+                    "erasure.propagated",
+                    {
+                        "request_id": receipt.request_id,
+                        "hooks": len(self._hooks),
+                        "failed": len(errors),
+                        "errors": errors,
+                    },
+                    alias=subject.alias,
+                )
+        return receipt.model_copy(
+            update={
+                "hooks_called": len(self._hooks),
+                "hooks_failed": len(errors),
+                "hook_errors": tuple(errors),
+            }
+        )
+
+    def erase_many(
+        self,
+        users: Iterable[str],
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> BulkErasure:
+        """Erase many users, each in its own transaction (one request and receipt each).
+
+        Users with no data are counted as not found; with `dry_run` nothing is written and
+        `erased` counts who would be. `progress(n)` is called after each user.
+        """
+        erased = missing = 0
+        ids: list[str] = []
+        for n, user in enumerate(users, 1):
+            if dry_run:
+                with self._store.begin() as conn:
+                    found = self._store.subjects.find(conn, user) is not None
+                erased, missing = erased + found, missing + (not found)
+            else:
+                try:
+                    ids.append(self.erase(user).request_id)
+                    erased += 1
+                except SubjectNotFound:
+                    missing += 1
+            if progress is not None:
+                progress(n)
+        return BulkErasure(
+            dry_run=dry_run, erased=erased, not_found=missing, request_ids=tuple(ids)
+        )
+
+    def rectify(
+        self, user: str, field: str, value: object, *, request_id: str | None = None
+    ) -> RequestInfo:
+        """Correct one profile field (Art. 16); a text value is parsed by the field's type
+        (None or "" deletes the field). Returns the completed request."""
+        schema = self._store.profiles.schema
+        if isinstance(value, str) and field in schema.fields and schema.fields[field].type != "str":
+            value = parse_value(schema, field, value)
+        rights = self._tf._rights
+        with self._store.begin() as conn:
+            subject = self._store.subjects.get(conn, user)
+            rid = rights.start(conn, subject, "rectification", request_id)
+            rights.controls.rectify(conn, subject, {field: value})
+            return rights.requests.complete(conn, rid, {"rectified": [field]})
+
+    def restrict(self, user: str, *, request_id: str | None = None) -> RequestInfo:
+        """Restrict processing (Art. 18): the gate denies everything but storage until lifted,
+        and the models stop using the user's data. Returns the completed request."""
+        tf = self._tf
+        with self._store.begin() as conn:
+            subject = self._store.subjects.get(conn, user)
+            rid = tf._rights.start(conn, subject, "restriction", request_id)
+            learned = _consents_to_training(tf, conn, subject)
+            changed = tf._rights.controls.set_restricted(conn, subject, True)
+            if changed:
+                events = self._store.events.read(conn, subject) if learned else []
+                tf._models.forget(events, conn, learned=learned)
+            return tf._rights.requests.complete(conn, rid, {"restricted": True})
+
+    def unrestrict(self, user: str) -> bool:
+        """Lift a restriction; True if the user was restricted. Audit-logged."""
+        with self._store.begin() as conn:
+            subject = self._store.subjects.get(conn, user)
+            changed = self._tf._rights.controls.set_restricted(conn, subject, False)
+            if changed:
+                self._tf._models.bump(conn)
+        if changed:
+            self._tf._models.mark_dirty()
+        return changed
+
+    def object(self, user: str, purpose: str, *, request_id: str | None = None) -> RequestInfo:
+        """Record an objection to a purpose (Art. 21): the gate treats that purpose as having
+        no consent from now on, whatever is granted later, until the objection is lifted.
+        Objecting to profiling stops personalization; a direct-marketing objection is absolute.
+        """
+        tf = self._tf
+        with self._store.begin() as conn:
+            subject = self._store.subjects.get(conn, user)
+            rid = tf._rights.start(conn, subject, "objection", request_id)
+            learned = _consents_to_training(tf, conn, subject)
+            added = tf._rights.controls.object(conn, subject, purpose)
+            if added and purpose == TRAINING_PURPOSE:
+                events = self._store.events.read(conn, subject) if learned else []
+                tf._models.forget(events, conn, learned=learned)
+            return tf._rights.requests.complete(conn, rid, {"objection": purpose})
+
+    def lift_objection(self, user: str, purpose: str) -> bool:
+        """Remove the user's objection to a purpose; True if there was one. Audit-logged."""
+        with self._store.begin() as conn:
+            subject = self._store.subjects.get(conn, user)
+            lifted = self._tf._rights.controls.lift_objection(conn, subject, purpose)
+            if lifted and purpose == TRAINING_PURPOSE:
+                self._tf._models.bump(conn)
+        if lifted and purpose == TRAINING_PURPOSE:
+            self._tf._models.mark_dirty()
+        return lifted
+
+
+class _Requests(_Part):
+    """tf.rights.requests: the register of data subject requests and their deadlines."""
+
+    def open(
+        self,
+        kind: str,
+        user: str,
+        *,
+        profile: str = "gdpr",
+        identity_verified: bool = True,
+        received_at: datetime | None = None,
+    ) -> RequestInfo:
+        """Register a request: due one calendar month later (GDPR) or 45 days (CCPA, with a
+        10-day acknowledgement); paused until `resume` if the identity is unverified."""
+        with self._store.begin() as conn:
+            subject = self._store.subjects.get(conn, user)
+            return self._tf._rights.requests.open(
+                conn,
+                subject,
+                kind,
+                profile=profile,
+                identity_verified=identity_verified,
+                received_at=received_at,
+            )
+
+    def list(
+        self, *, status: str | None = None, kind: str | None = None, overdue: bool = False
+    ) -> list[RequestInfo]:
+        """Requests, oldest first; `overdue` keeps the open ones past their deadline."""
+        with self._store.begin() as conn:
+            return self._tf._rights.requests.list(conn, status=status, kind=kind, overdue=overdue)
+
+    def show(self, request_id: str) -> RequestInfo:
+        """One request by id; ValidationError if unknown."""
+        with self._store.begin() as conn:
+            return self._tf._rights.requests.show(conn, request_id)
+
+    def extend(self, request_id: str, reason: str, *, by: int | None = None) -> RequestInfo:
+        """Extend the deadline with a reason: GDPR by up to two months in all, CCPA to 90 days."""
+        with self._store.begin() as conn:
+            return self._tf._rights.requests.extend(conn, request_id, reason, by)
+
+    def pause(self, request_id: str) -> RequestInfo:
+        """Stop the clock while the requester's identity is unverified."""
+        with self._store.begin() as conn:
+            return self._tf._rights.requests.pause(conn, request_id)
+
+    def resume(self, request_id: str) -> RequestInfo:
+        """Identity verified: the clock runs again; the deadline moves by the pause."""
+        with self._store.begin() as conn:
+            return self._tf._rights.requests.resume(conn, request_id)
+
+    def acknowledge(self, request_id: str) -> RequestInfo:
+        """Record that the requester was told the request arrived (CCPA: within 10 days)."""
+        with self._store.begin() as conn:
+            return self._tf._rights.requests.acknowledge(conn, request_id)
+
+    def complete(self, request_id: str, note: str | None = None) -> RequestInfo:
+        """Close a request handled outside tactful, with an optional note (no personal data)."""
+        with self._store.begin() as conn:
+            receipt = {"note": note} if note else {"completed": "manually"}
+            return self._tf._rights.requests.complete(conn, request_id, receipt)
 
 
 class _Audit(_Part):

@@ -25,6 +25,11 @@ class SubjectState:
     consent: frozenset[str]  # purposes whose consent is in force now
     settings: Settings
     jurisdiction: str | None = None
+    minor: bool = False  # possibly below the age of digital consent (GDPR Art. 8)
+    parental: frozenset[str] = frozenset()  # purposes with a parental authorization in force
+    explicit: frozenset[str] = frozenset()  # purposes whose consent in force is explicit
+    # Purposes the subject objected to (GDPR Art. 21); the gate also removes them from `consent`.
+    objections: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

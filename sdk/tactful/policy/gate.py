@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from tactful.audit import AuditLog
-from tactful.consent import ConsentLedger
+from tactful.consent import AgeRules, ConsentLedger
 from tactful.errors import ValidationError
 from tactful.policy.engine import CompiledPolicy, Decision, SubjectState
+from tactful.policy.protections import protect
 from tactful.settings import Settings, SettingsStore
 from tactful.store import Connection, SubjectRef, category_allowed
 
 MAX_CONTEXT = 32
 BEHAVIOR = "user.behavior"
+LOCATION = "user.location"
 
 
 def narrow(read: frozenset[str], allowed: tuple[str, ...]) -> frozenset[str]:
@@ -35,6 +37,7 @@ def settings_filter(read: frozenset[str], settings: Settings) -> frozenset[str]:
         for c in read
         if (settings.use_behavior or not category_allowed(c, frozenset({BEHAVIOR})))
         and (settings.use_profile or category_allowed(c, frozenset({BEHAVIOR})))
+        and (settings.use_location or not category_allowed(c, frozenset({LOCATION})))
     )
 
 
@@ -47,21 +50,43 @@ class Gate:
         ledger: ConsentLedger,
         settings: SettingsStore,
         audit: AuditLog,
+        age: AgeRules | None = None,
+        objections: Callable[[Connection, SubjectRef], frozenset[str]] | None = None,
     ) -> None:
         self.policy = policy
         self._ledger = ledger
         self._settings = settings
         self._audit = audit
+        self._age = age
+        self._objections = objections
 
     def state(self, conn: Connection, subject: SubjectRef | None) -> tuple[SubjectState, Settings]:
-        """Read the subject's consent (now), settings, status and jurisdiction."""
+        """Read the subject's consent (now), settings, status, jurisdiction and age facts.
+
+        The age facts (GDPR Art. 8) come from the declared birth year even when the decision
+        will not let a recommender read demographic data.
+        """
         if subject is None:
             defaults = Settings()
             return SubjectState("unknown", frozenset(), defaults), defaults
         consent = self._ledger.status(conn, subject)
         settings = self._settings.get(conn, subject)
-        given = frozenset(p for p, c in consent.items() if c.given)
-        return SubjectState(subject.status, given, settings, subject.jurisdiction), settings
+        # An objection (Art. 21) outweighs any consent, given before or after it: objecting to
+        # profiling stops personalization, and a direct-marketing objection is absolute.
+        objected = self._objections(conn, subject) if self._objections else frozenset()
+        given = frozenset(p for p, c in consent.items() if c.given) - objected
+        minor = self._age.facts(conn, subject).minor if self._age is not None else False
+        state = SubjectState(
+            subject.status,
+            given,
+            settings,
+            subject.jurisdiction,
+            minor=minor,
+            parental=frozenset(p for p, c in consent.items() if c.parental),
+            explicit=frozenset(p for p, c in consent.items() if c.explicit),
+            objections=objected,
+        )
+        return state, settings
 
     def decide(
         self,
@@ -83,6 +108,7 @@ class Gate:
             raise ValidationError(f"context must be a dict of at most {MAX_CONTEXT} str -> str")
         state, settings = self.state(conn, subject)
         decision = self.policy.decide(purpose, state, ctx)
+        decision = protect(decision, self.policy.pack.purposes.get(purpose), state, ctx)
         if decision.read:
             purpose_cats = self.policy.pack.purposes.get(purpose).data_categories
             read = settings_filter(narrow(decision.read, purpose_cats), settings)

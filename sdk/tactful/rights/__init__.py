@@ -1,19 +1,32 @@
-"""Data subject rights: access/export and erasure, each tracked as a request with a deadline."""
+"""Data subject rights: requests with deadlines, export, erasure, rectification, restriction,
+objection. Every action is tracked as a request and audit-logged under the subject's alias."""
 
 from __future__ import annotations
 
-import calendar
-import json
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, func, select
 
 from tactful.audit import AuditLog
 from tactful.consent import ConsentLedger, PurposeCatalog
+from tactful.rights.controls import Controls, parse_value
+from tactful.rights.export import (
+    ExportDocument,
+    Exporter,
+    to_dict,
+    write_csv_zip,
+    write_json,
+)
+from tactful.rights.requests import (
+    KINDS,
+    RequestInfo,
+    RequestRegister,
+    add_months,
+    due_date,
+)
 from tactful.settings import SettingsStore
 from tactful.store import Store, StoredEvent, SubjectRef, now, utc
 from tactful.store.tables import RightsRequest, table_of
@@ -21,16 +34,12 @@ from tactful.store.tables import RightsRequest, table_of
 _requests = table_of(RightsRequest)
 
 
-def add_months(moment: datetime, months: int) -> datetime:
-    """Calendar-month arithmetic: Jan 31 + 1 month = Feb 28/29 (GDPR Art. 12(3) deadlines)."""
-    index = moment.month - 1 + months
-    year, month = moment.year + index // 12, index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
-
-
 class ErasureReceipt(BaseModel):
-    """Proof of an erasure: the request id, when, and how much of each kind was erased."""
+    """Proof of an erasure: the request id, when, and how much of each kind was erased.
+
+    `hooks_called`/`hooks_failed` count the app's propagation hooks (`tf.rights.on_erasure`);
+    `hook_errors` names the exception types of failed hooks (never their messages).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -39,9 +48,49 @@ class ErasureReceipt(BaseModel):
     profile_fields: int
     events: int
     consent_records: int
+    consents_withdrawn: tuple[str, ...] = ()
     settings: int
+    objections: int = 0
     data_key_shredded: bool
     models_unlearned: bool = False
+    hooks_called: int = 0
+    hooks_failed: int = 0
+    hook_errors: tuple[str, ...] = ()
+
+
+class ExportResult(BaseModel):
+    """What a streamed export wrote: its request, format, and how many events and decisions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    format: Literal["json", "csv"]
+    events: int
+    decisions: int
+
+
+class BulkErasure(BaseModel):
+    """Summary of a bulk erasure: how many were (or, in a dry run, would be) erased."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dry_run: bool
+    erased: int
+    not_found: int
+    request_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureNotice:
+    """What an erasure hook receives, after the erasure committed.
+
+    `user_id` is the app's own id, handed over in-process only so the app can propagate the
+    erasure to its processors; tactful never logs or stores it.
+    """
+
+    request_id: str
+    alias: str
+    user_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +102,7 @@ class Erased:
 
 
 class Rights:
-    """Export and erasure of one subject's data, each logged as a completed request."""
+    """The rights operations on one connection; the client wraps each in one transaction."""
 
     def __init__(
         self,
@@ -68,100 +117,88 @@ class Rights:
         self._settings = settings
         self._audit = audit
         self._purposes = purposes
+        self.requests = RequestRegister(audit)
+        self.controls = Controls(store, audit, purposes)
+        self.exporter = Exporter(store, ledger, settings, audit, purposes)
+
+    def start(
+        self,
+        conn: Connection,
+        subject: SubjectRef,
+        kind: str | tuple[str, ...],
+        request_id: str | None,
+    ) -> str:
+        """The request an action fulfils: the given open one (checked), or a new one."""
+        if request_id is not None:
+            return self.requests.check_usable(conn, request_id, kind, subject).id
+        first = kind if isinstance(kind, str) else kind[0]
+        return self.requests.open(conn, subject, first).id
+
+    def export_document(
+        self, conn: Connection, subject: SubjectRef, request_id: str | None = None
+    ) -> ExportDocument:
+        """The export of `subject` for a new or given access/portability request.
+
+        The request is completed when the document is built; write it in the same transaction.
+        """
+        rid = self.start(conn, subject, ("access", "portability"), request_id)
+        own = [
+            r.model_dump(
+                mode="json",
+                include={"id", "kind", "status", "received_at", "due_at", "completed_at"},
+            )
+            for r in self.requests.list(conn, alias=subject.alias)
+        ]
+        doc = self.exporter.document(conn, subject, rid, own)
+        self.requests.complete(conn, rid, {"exported": True})
+        return doc
 
     def export(self, conn: Connection, subject: SubjectRef) -> dict[str, Any]:
         """Everything held about the subject, decrypted and JSON-ready (GDPR Art. 15)."""
-        request_id = self._open_request(conn, subject, "access")
-        store = self._store
-        document: dict[str, Any] = {
-            "format": "tactful-export/1",
-            "generated_at": now().isoformat(),
-            "request_id": request_id,
-            "subject": {
-                "alias": subject.alias,
-                "status": subject.status,
-                "jurisdiction": subject.jurisdiction,
-            },
-            "profile": store.profiles.get(conn, subject),
-            "events": [
-                {"item": e.item, "kind": e.kind, "ts": e.ts.isoformat()}
-                for e in store.events.read(conn, subject)
-            ],
-            "consent_history": self._ledger.history(conn, subject),
-            "settings": self._settings.get(conn, subject).model_dump(mode="json"),
-            "decisions": [
-                {"ts": r.ts.isoformat(), **r.payload}
-                for r in self._audit.records(conn, kind="decision", alias=subject.alias)
-            ],
-            "purposes": {
-                pid: {
-                    "title": p.title,
-                    "description": p.description,
-                    "lawful_basis": p.lawful_basis,
-                    "profiling": p.profiling,
-                    "recipients": list(p.recipients),
-                    "retention_days": p.retention_days,
-                }
-                for pid, p in self._purposes.purposes.items()
-            },
-            "how_recommendations_work": (
-                "With your consent, items are recommended from what you viewed: items that "
-                "people with similar viewing histories also viewed (item-item collaborative "
-                "filtering). Without it, you see what is popular overall. You can switch "
-                "personalization off, exclude topics and withdraw consent at any time."
-            ),
-        }
-        self._complete(conn, subject, request_id, {"exported": True})
-        return document
+        return to_dict(self.export_document(conn, subject))
 
-    def erase(self, conn: Connection, subject: SubjectRef) -> Erased:
-        """Erase the subject (GDPR Art. 17): delete rows, shred the data key, log a tombstone."""
-        request_id = self._open_request(conn, subject, "erasure")
+    def erase(
+        self,
+        conn: Connection,
+        subject: SubjectRef,
+        request_id: str | None = None,
+        *,
+        read_events: bool = True,
+    ) -> Erased:
+        """Erase the subject (GDPR Art. 17): delete rows, shred the data key, log a tombstone.
+
+        With `read_events` the events are decrypted first (for unlearning from models); an
+        erasure of a user the models never learned skips that read.
+        """
+        rid = self.start(conn, subject, "erasure", request_id)
         store = self._store
-        events = store.events.read(conn, subject)
+        events = store.events.read(conn, subject) if read_events else []
+        withdrawn = tuple(
+            sorted(p for p, c in self._ledger.status(conn, subject).items() if c.given)
+        )
         counts = {
             "profile_fields": store.profiles.delete_all(conn, subject),
             "events": store.events.delete_all(conn, subject),
             "consent_records": self._ledger.delete_all(conn, subject),
             "settings": self._settings.delete_all(conn, subject),
+            "objections": self.controls.delete_all(conn, subject),
         }
         store.subjects.shred(conn, subject)
-        stamp = now()
         receipt = ErasureReceipt(
-            request_id=request_id, completed_at=stamp, data_key_shredded=True, **counts
+            request_id=rid,
+            completed_at=now(),
+            consents_withdrawn=withdrawn,
+            data_key_shredded=True,
+            **counts,
         )
         self._audit.append(
-            conn, "subject.erased", {"request_id": request_id, **counts}, alias=subject.alias
+            conn,
+            "subject.erased",
+            {"request_id": rid, "consents_withdrawn": list(withdrawn), **counts},
+            alias=subject.alias,
         )
-        self._complete(conn, subject, request_id, receipt.model_dump(mode="json"))
+        self.requests.complete(conn, rid, receipt.model_dump(mode="json"))
         return Erased(receipt, events)
-
-    def _open_request(self, conn: Connection, subject: SubjectRef, kind: str) -> str:
-        request_id = uuid.uuid4().hex
-        received = now()
-        conn.execute(
-            _requests.insert().values(
-                id=request_id,
-                kind=kind,
-                alias=subject.alias,
-                status="open",
-                received_at=received,
-                due_at=add_months(received, 1),
-            )
-        )
-        return request_id
-
-    def _complete(
-        self, conn: Connection, subject: SubjectRef, request_id: str, receipt: dict[str, Any]
-    ) -> None:
-        conn.execute(
-            _requests.update()
-            .where(_requests.c.id == request_id)
-            .values(status="completed", completed_at=now(), receipt=json.dumps(receipt))
-        )
-        self._audit.append(
-            conn, "request.completed", {"request_id": request_id}, alias=subject.alias
-        )
 
     def request_counts(self, conn: Connection) -> dict[str, dict[str, int]]:
         """Requests per type and status, with how many were completed after their due date."""
@@ -184,4 +221,22 @@ class Rights:
         return out
 
 
-__all__ = ["Erased", "ErasureReceipt", "Rights", "add_months"]
+__all__ = [
+    "KINDS",
+    "BulkErasure",
+    "Controls",
+    "Erased",
+    "ErasureNotice",
+    "ErasureReceipt",
+    "ExportDocument",
+    "ExportResult",
+    "RequestInfo",
+    "RequestRegister",
+    "Rights",
+    "add_months",
+    "due_date",
+    "parse_value",
+    "to_dict",
+    "write_csv_zip",
+    "write_json",
+]
