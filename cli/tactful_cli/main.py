@@ -12,6 +12,10 @@ import typer
 from rich.console import Console
 
 from tactful import Tactful, TactfulError
+from tactful_cli.keys import keys_app
+from tactful_cli.requests import requests_app
+from tactful_cli.rights import register as register_rights
+from tactful_cli.retention import retention_app
 
 app = typer.Typer(
     name="tactful",
@@ -24,6 +28,10 @@ audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 report_app = typer.Typer(help="Compliance reports.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(report_app, name="report")
+app.add_typer(keys_app, name="keys")
+app.add_typer(requests_app, name="requests")
+register_rights(app)
+app.add_typer(retention_app, name="retention")
 
 out = Console()
 err = Console(stderr=True)
@@ -111,43 +119,6 @@ def demo(
     run_demo(out, home=opts.home, db_url=opts.db, users=users, seed=seed, policies=opts.policies)
 
 
-@app.command()
-def export(
-    user: Annotated[str, typer.Argument(help="The app's user id.")],
-    out_file: Annotated[
-        Path | None, typer.Option("--out", help="Write JSON here (default stdout).")
-    ] = None,
-) -> None:
-    """Export everything held about USER as JSON (GDPR Art. 15 / 20).
-
-    Example: tactful export alice --out alice.json
-    """
-    with _open() as tf:
-        document = tf.rights.export(user)
-    text = json.dumps(document, indent=2, ensure_ascii=False)
-    if out_file is None:
-        sys.stdout.write(text + "\n")
-    else:
-        out_file.write_text(text + "\n", encoding="utf-8")
-        err.print(f"exported to {out_file}")
-
-
-@app.command()
-def erase(
-    user: Annotated[str, typer.Argument(help="The app's user id.")],
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-) -> None:
-    """Erase USER: delete their data, shred their key, unlearn them (GDPR Art. 17).
-
-    Example: tactful erase alice --yes
-    """
-    if not yes and not typer.confirm("Erase this user for good? This cannot be undone"):
-        raise typer.Exit(1)
-    with _open() as tf:
-        receipt = tf.rights.erase(user)
-    out.print_json(receipt.model_dump_json())
-
-
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Verify the audit hash chain; exit 3 and name the first bad entry if it is broken.
@@ -165,24 +136,46 @@ def audit_verify() -> None:
 
 @report_app.command("audit")
 def report_audit(
-    fmt: Annotated[Literal["json", "md"], typer.Option("--format", help="json or md.")] = "md",
+    fmt: Annotated[
+        Literal["json", "md", "html", "csv"],
+        typer.Option(
+            "--format",
+            help="json, md, html (self-contained page with charts) or csv (Art. 30 records).",
+        ),
+    ] = "md",
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write here (default stdout).")
     ] = None,
-    since: Annotated[datetime | None, typer.Option(help="Period start (ISO date).")] = None,
-    until: Annotated[datetime | None, typer.Option(help="Period end (ISO date).")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Period start (ISO date, UTC).")] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="Period end, excluded (ISO date, UTC).")
+    ] = None,
+    public: Annotated[
+        bool,
+        typer.Option(
+            "--public",
+            help="For outside eyes: consent counts released with differential privacy.",
+        ),
+    ] = False,
 ) -> None:
-    """The compliance audit report: purposes, consent, decisions, requests, integrity.
+    """The compliance audit report: Art. 30 records, consent, requests, decisions, budget,
+    integrity.
 
-    Example: tactful report audit --format md --out report.md
+    Example: tactful report audit --format html --since 2026-10-01 --out report.html
     """
     with _open() as tf:
-        report = tf.report(since=_aware(since), until=_aware(until))
-    text = report.to_json() if fmt == "json" else report.to_markdown()
+        report = tf.report(since=_aware(since), until=_aware(until), public=public)
+    render = {
+        "json": report.to_json,
+        "md": report.to_markdown,
+        "html": report.to_html,
+        "csv": report.to_csv,
+    }[fmt]
+    text = render()
     if out_file is None:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        out_file.write_text(text + "\n", encoding="utf-8")
+        out_file.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
         err.print(f"report written to {out_file}")
 
 

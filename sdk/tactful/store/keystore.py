@@ -13,10 +13,13 @@ deleted here first (a crash leaves at most unreadable rows, which the retried er
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -91,6 +94,8 @@ class KeyStore:
     """Creates, unwraps, rewraps and deletes wrapped DEKs in the separate key database."""
 
     def __init__(self, url: str, provider: KeyProvider) -> None:
+        if url.startswith("sqlite") and ":///" in url:
+            _create_private(Path(url.split(":///", 1)[1]))
         self.engine = make_engine(url)
         self.url = self.engine.url.render_as_string(hide_password=True)
         if self.engine.dialect.name == "sqlite":
@@ -156,8 +161,12 @@ class KeyStore:
             )
 
     def _current(self, conn: Connection, store_id: str) -> int:
+        # FOR SHARE (PostgreSQL): a rotation's switch to a new version waits for creators that
+        # read the old one to commit, so its rewrap scan sees their keys.
         version = conn.execute(
-            select(keystore_store.c.kek_current).where(keystore_store.c.store_id == store_id)
+            select(keystore_store.c.kek_current)
+            .where(keystore_store.c.store_id == store_id)
+            .with_for_update(read=True)
         ).scalar_one()
         return max(int(version), self._ring.current)
 
@@ -401,3 +410,12 @@ class KeyStore:
 
 
 ORPHAN_GRACE = timedelta(hours=1)
+
+
+def _create_private(path: Path) -> None:
+    # Wrapped keys are useless without the master key, but keep them as private as it is;
+    # SQLite gives its -wal and -shm files the database file's mode.
+    if path.name and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

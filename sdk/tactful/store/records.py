@@ -185,6 +185,18 @@ class Events:
         self._subjects = subjects
         self.category = category
 
+    @staticmethod
+    def check_all(
+        events: Iterable[tuple[str, str, datetime | None]],
+    ) -> list[tuple[str, str, datetime | None]]:
+        """Validate a batch of (item, kind, ts) events; returns it as a list."""
+        batch = list(events)
+        for item, kind, ts in batch:
+            check_event(item, kind)
+            if ts is not None and (not isinstance(ts, datetime) or ts.tzinfo is None):
+                raise ValidationError("event time must be timezone-aware (e.g. datetime.now(UTC))")
+        return batch
+
     def record_many(
         self,
         conn: Connection,
