@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rich.columns import Columns
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -134,10 +135,10 @@ def seed_users(
 
 
 def _rec_table(title: str, recs: Recommendations, titles: dict[str, str]) -> Table:
-    table = Table(title=f"{title}\n[dim]{recs.mode} · {recs.explanation}[/dim]", show_lines=False)
+    table = Table(title=f"{title}: {recs.mode}", caption=recs.explanation, caption_justify="left")
     table.add_column("#", justify="right")
-    table.add_column("item")
-    table.add_column("why", overflow="fold")
+    table.add_column("item", no_wrap=True)
+    table.add_column("why")
     for n, item in enumerate(recs.items, 1):
         table.add_row(str(n), titles.get(item.item, item.item), item.explanation)
     return table
@@ -179,12 +180,15 @@ def run_demo(
         )
         personal = tf.recommend(consenting, k=5)
         anonymous = tf.recommend(refusing, k=5)
-        grid = Table.grid(padding=(0, 2))
-        grid.add_row(
-            _rec_table(f"{consenting} (consented)", personal, titles),
-            _rec_table(f"{refusing} (no consent)", anonymous, titles),
+        console.print(
+            Columns(
+                [
+                    _rec_table(f"{consenting} (consented)", personal, titles),
+                    _rec_table(f"{refusing} (no consent)", anonymous, titles),
+                ],
+                padding=(1, 4),
+            )
         )
-        console.print(grid)
 
         tf.settings.update(consenting, excluded_topics=["horror"], discovery=0.5)
         tf.consent.withdraw(consenting, ["personalization"])
