@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -14,8 +13,8 @@ from rich.console import Console
 from tactful import Tactful, TactfulError
 from tactful_cli.keys import keys_app
 from tactful_cli.requests import requests_app
-from tactful_cli.rights import register as register_rights
 from tactful_cli.retention import retention_app
+from tactful_cli.rights import register as register_rights
 
 app = typer.Typer(
     name="tactful",
