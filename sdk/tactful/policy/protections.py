@@ -1,0 +1,69 @@
+"""Protections the gate applies after the rules, whatever the policy pack says.
+
+These are statutory floors and the user's own switches, so a pack cannot forget them:
+- GDPR Art. 8: below the age of digital consent, a profiling purpose needs a parental
+  authorization in force; without one the call is non-personalized.
+- GDPR Art. 9: special categories (user.special.*) are read only for a purpose declared
+  `explicit_consent: true` whose consent in force was recorded as explicit.
+- The user's per-channel toggles: a channel the user switched off gets no recommendations.
+Each override names its rule id in the decision, like a rule of the pack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from tactful.consent import Purpose
+from tactful.policy.engine import Decision, SubjectState
+from tactful.store import category_allowed
+
+CHILD_RULE = "art8-child-needs-parental-authorization"
+CHANNEL_RULE = "settings-channel-off"
+SPECIAL = frozenset({"user.special"})
+EMAIL_CHANNEL = "email"
+
+
+def channel_of(context: Mapping[str, str]) -> str:
+    """The channel of a call: context["channel"], "recommendations" when not given."""
+    return context.get("channel", "recommendations")
+
+
+def protect(
+    decision: Decision, purpose: Purpose, state: SubjectState, context: Mapping[str, str]
+) -> Decision:
+    """Apply the channel toggles, the Art. 8 and the Art. 9 protections to a decision."""
+    if decision.outcome == "denied":
+        return decision
+    channel = channel_of(context)
+    enabled = (
+        state.settings.channel_email
+        if channel == EMAIL_CHANNEL
+        else state.settings.channel_recommendations
+    )
+    if state.status != "unknown" and not enabled:
+        return replace(
+            decision,
+            outcome="denied",
+            reasons=(CHANNEL_RULE,),
+            read=frozenset(),
+            descriptions=(f"you switched off recommendations by {channel}",),
+        )
+    if decision.outcome != "personalized":
+        return decision
+    if purpose.profiling and state.minor and decision.purpose not in state.parental:
+        return replace(
+            decision,
+            outcome="non_personalized",
+            reasons=(CHILD_RULE,),
+            read=frozenset(),
+            descriptions=(
+                "not personalized: below the age of digital consent, personalized "
+                "recommendations need a parent's authorization",
+            ),
+        )
+    if not (purpose.explicit_consent and decision.purpose in state.explicit):
+        read = frozenset(c for c in decision.read if not category_allowed(c, SPECIAL))
+        if read != decision.read:
+            return replace(decision, read=read)
+    return decision
