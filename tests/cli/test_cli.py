@@ -96,7 +96,8 @@ def test_report_in_json_and_markdown(seeded: str, tmp_path: Path) -> None:
         "non_personalized": 1,
         "personalized": 1,
     }
-    assert report["consent"]["personalization"] == {"given": 3}
+    consent = {p["purpose"]: p["current"] for p in report["consent"]["purposes"]}
+    assert consent["personalization"] == {"given": 3}
     assert report["integrity"]["audit_chain_ok"] is True
     md = tmp_path / "report.md"
     as_md = tactful("report", "audit", "--out", str(md), db=seeded, home=tmp_path)

@@ -1,0 +1,143 @@
+"""Collect every section of the report from the store, inside one read transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+
+from sqlalchemy import Connection
+
+from tactful.audit import AuditLog
+from tactful.consent import ConsentLedger
+from tactful.errors import ValidationError
+from tactful.policy import PolicyPack
+from tactful.reports import facts
+from tactful.reports.model import (
+    ConsentSection,
+    Integrity,
+    PackRef,
+    Period,
+    PurposeConsentFacts,
+    Report,
+    Unavailable,
+)
+from tactful.reports.records import records
+from tactful.reports.sources import budget_facts, key_facts, retention_facts, store_started
+from tactful.store import Store, now
+
+NO_DP = (
+    "exact consent counts are not released in a public report, and this store cannot release "
+    "them with differential privacy"
+)
+
+
+def tactful_version() -> str:
+    """The installed tactful version, or 'unknown' when running from a source tree."""
+    try:
+        return version("tactful")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def check_period(since: datetime | None, until: datetime | None) -> None:
+    """Reject naive datetimes and an empty or reversed period with a clear error."""
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise ValidationError(
+                f"{name} must be timezone-aware (e.g. datetime(2026, 11, 1, tzinfo=UTC))"
+            )
+    if since is not None and until is not None and since >= until:
+        raise ValidationError(
+            f"the period is empty: since ({since.isoformat()}) must be before until "
+            f"({until.isoformat()})"
+        )
+
+
+def collect(
+    conn: Connection,
+    *,
+    pack: PolicyPack,
+    store: Store,
+    ledger: ConsentLedger,
+    audit: AuditLog,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    public: bool = False,
+) -> Report:
+    """Gather every section of the report (aggregates only, no personal data).
+
+    `since`/`until` bound the period [since, until); current counts (consent states, open
+    requests, keys) are as of generation. `public=True` withholds or DP-releases consent counts.
+    """
+    check_period(since, until)
+    moment = now()
+    start = since or store_started(conn) or moment
+    end = until or moment
+    width = facts.bucket_width(start, end) if start < end else "day"
+    keys = key_facts(conn, store, audit, moment)
+    verdict = audit.verify(conn)
+    return Report(
+        generated_at=moment,
+        tactful_version=tactful_version(),
+        database=conn.dialect.name,
+        period=Period(since=since, until=until, bucket=width),
+        policy_pack=PackRef(name=pack.meta.name, version=pack.meta.version, hash=pack.content_hash),
+        records=records(conn, pack, keys),
+        consent=_consent(conn, pack, ledger, since, until, start, end, width, public),
+        requests=facts.requests(conn, since, until, moment),
+        decisions=facts.decisions(conn, since, until, width),
+        privacy_budget=budget_facts(conn, since, until),
+        integrity=Integrity(
+            audit_chain_ok=verdict.ok,
+            entries=verdict.entries,
+            head=verdict.head,
+            first_bad_seq=verdict.first_bad_seq,
+            problem=verdict.problem,
+            checkpoint=Unavailable(
+                reason="this tactful version writes no signed audit checkpoints; the whole "
+                "chain was verified from its first entry"
+            ),
+            keys=keys,
+            retention=retention_facts(conn, audit, since, until),
+        ),
+    )
+
+
+def _consent(
+    conn: Connection,
+    pack: PolicyPack,
+    ledger: ConsentLedger,
+    since: datetime | None,
+    until: datetime | None,
+    start: datetime,
+    end: datetime,
+    width: facts.Bucket,
+    public: bool,
+) -> ConsentSection:
+    purposes = [p for p in pack.purposes.ids() if pack.purposes.get(p).needs_consent]
+    if public:
+        return ConsentSection(
+            public=True,
+            dp=Unavailable(reason="this tactful version has no DP release of consent counts"),
+            withheld=NO_DP,
+            purposes=[],
+        )
+    current = ledger.counts(conn)
+    events = facts.consent_events(conn, purposes, since, until, width, now())
+    keys = facts.buckets(start, end, width) if start < end else []
+    return ConsentSection(
+        public=False,
+        dp=None,
+        withheld=None,
+        purposes=[
+            PurposeConsentFacts(
+                purpose=pid,
+                current=dict(sorted(current.get(pid, {}).items())),
+                granted=sum(events[pid]["granted"].values()),
+                withdrawn=sum(events[pid]["withdrawn"].values()),
+                expired=sum(events[pid]["expired"].values()),
+                trend=facts.trend_points(events[pid], keys, int),
+            )
+            for pid in purposes
+        ],
+    )

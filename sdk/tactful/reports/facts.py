@@ -1,0 +1,309 @@
+"""The counting queries of the report: decisions, consent events, requests.
+
+Aggregation runs in the database (JSON functions of SQLite and PostgreSQL over the audit
+payloads), so a report over millions of decisions streams a few hundred rows, not the log.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import aliased
+
+from tactful.reports.model import (
+    CategoryShare,
+    ConsentTrendPoint,
+    DecisionsSection,
+    DecisionTrendPoint,
+    OpenRequest,
+    ReasonCount,
+    RequestsSection,
+    RequestTypeFacts,
+)
+from tactful.store import utc
+from tactful.store.tables import AuditEntry, ConsentRecord, RightsRequest, table_of
+
+_audit = table_of(AuditEntry)
+_consent = table_of(ConsentRecord)
+_requests = table_of(RightsRequest)
+OUTCOMES = ("personalized", "non_personalized", "denied")
+Bucket = str  # "day" | "week" | "month"
+
+
+def bucket_width(since: datetime, until: datetime) -> Bucket:
+    """Trend bucket width that keeps a chart readable: day to 92 days, week to 2 years, month."""
+    span = until - since
+    if span <= timedelta(days=92):
+        return "day"
+    return "week" if span <= timedelta(days=731) else "month"
+
+
+def bucket_of(day: date, width: Bucket) -> str:
+    """The start of `day`'s bucket as YYYY-MM-DD (weeks start on Monday)."""
+    if width == "week":
+        day = day - timedelta(days=day.weekday())
+    elif width == "month":
+        day = day.replace(day=1)
+    return day.isoformat()
+
+
+def buckets(since: datetime, until: datetime, width: Bucket) -> list[str]:
+    """Every bucket start of the period, in order (empty buckets included, for the charts)."""
+    out: list[str] = []
+    day = since.astimezone(UTC).date()
+    last = (until - timedelta(microseconds=1)).astimezone(UTC).date()
+    while day <= last:
+        key = bucket_of(day, width)
+        if not out or out[-1] != key:
+            out.append(key)
+        day += timedelta(days=1)
+    return out
+
+
+def _window(column: Any, since: datetime | None, until: datetime | None) -> ColumnElement[bool]:
+    cond: ColumnElement[bool] = true()
+    if since is not None:
+        cond = and_(cond, column >= since)
+    if until is not None:
+        cond = and_(cond, column < until)
+    return cond
+
+
+class _Json:
+    """Dialect-specific access to the audit payload (canonical JSON text)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.pg = conn.dialect.name == "postgresql"
+
+    def field(self, key: str) -> ColumnElement[Any]:
+        if self.pg:
+            return func.cast(_audit.c.payload, JSONB).op("->>")(key)
+        return func.json_extract(_audit.c.payload, f"$.{key}")
+
+    def elements(self, key: str) -> FromClause:
+        if self.pg:
+            fn = func.jsonb_array_elements_text(func.cast(_audit.c.payload, JSONB).op("->")(key))
+        else:
+            fn = func.json_each(_audit.c.payload, f"$.{key}")
+        return fn.table_valued("value").lateral() if self.pg else fn.table_valued("value")
+
+    def day(self) -> ColumnElement[Any]:
+        if self.pg:
+            return func.to_char(_audit.c.ts.op("AT TIME ZONE")("UTC"), "YYYY-MM-DD")
+        return func.date(_audit.c.ts)
+
+
+def decisions(
+    conn: Connection, since: datetime | None, until: datetime | None, width: Bucket
+) -> DecisionsSection:
+    """Gate decisions of the period by purpose, outcome, reason, category and bucket."""
+    js = _Json(conn)
+    where = and_(_audit.c.kind == "decision", _window(_audit.c.ts, since, until))
+    purpose, outcome = js.field("purpose"), js.field("outcome")
+    by_purpose: dict[str, dict[str, int]] = {}
+    for pid, out, n in conn.execute(
+        select(purpose, outcome, func.count()).where(where).group_by(purpose, outcome)
+    ):
+        by_purpose.setdefault(str(pid), {})[str(out)] = int(n)
+    total = sum(sum(v.values()) for v in by_purpose.values())
+    denied = sum(v.get("denied", 0) for v in by_purpose.values())
+
+    reasons = js.elements("reasons")
+    top: dict[str, list[ReasonCount]] = {"non_personalized": [], "denied": []}
+    for out, rule, n in conn.execute(
+        select(outcome, reasons.c.value, func.count())
+        .select_from(_audit.join(reasons, true()))
+        .where(and_(where, outcome != "personalized"))
+        .group_by(outcome, reasons.c.value)
+    ):
+        top.setdefault(str(out), []).append(ReasonCount(rule=str(rule), decisions=int(n)))
+    for key in top:
+        top[key] = sorted(top[key], key=lambda r: (-r.decisions, r.rule))[:10]
+
+    cats = js.elements("categories_used")
+    recommendations = total - denied
+    shares = [
+        CategoryShare(
+            category=str(cat),
+            decisions=int(n),
+            share=round(int(n) / recommendations, 6) if recommendations else 0.0,
+        )
+        for cat, n in conn.execute(
+            select(cats.c.value, func.count())
+            .select_from(_audit.join(cats, true()))
+            .where(and_(where, outcome != "denied"))
+            .group_by(cats.c.value)
+        )
+    ]
+    shares.sort(key=lambda s: (-s.decisions, s.category))
+
+    day = js.day()
+    per: dict[str, Counter[str]] = {}
+    for d, out, n in conn.execute(
+        select(day, outcome, func.count()).where(where).group_by(day, outcome)
+    ):
+        key = bucket_of(date.fromisoformat(str(d)), width)
+        per.setdefault(key, Counter())[str(out)] += int(n)
+    trend = [
+        DecisionTrendPoint(
+            bucket=k,
+            personalized=c["personalized"],
+            non_personalized=c["non_personalized"],
+            denied=c["denied"],
+        )
+        for k, c in sorted(per.items())
+    ]
+    return DecisionsSection(
+        total=total,
+        recommendations=recommendations,
+        by_purpose={k: dict(sorted(v.items())) for k, v in sorted(by_purpose.items())},
+        top_reasons=top,
+        categories_used=shares,
+        trend=trend,
+    )
+
+
+def consent_events(
+    conn: Connection,
+    purposes: list[str],
+    since: datetime | None,
+    until: datetime | None,
+    width: Bucket,
+    moment: datetime,
+) -> dict[str, dict[str, Counter[str]]]:
+    """Grants, withdrawals and expiries per purpose and bucket: {purpose: {kind: {bucket: n}}}.
+
+    An expiry counts when a grant's validity ended inside the period with no later record for
+    the same subject and purpose before that moment (a renewal or withdrawal supersedes it).
+    """
+    out: dict[str, dict[str, Counter[str]]] = {
+        p: {"granted": Counter(), "withdrawn": Counter(), "expired": Counter()} for p in purposes
+    }
+    kinds = {"given": "granted", "withdrawn": "withdrawn"}
+    rows = conn.execute(
+        select(_consent.c.purpose, _consent.c.state, _consent.c.recorded_at).where(
+            _consent.c.state.in_(list(kinds)), _window(_consent.c.recorded_at, since, until)
+        )
+    )
+    for pid, state, ts in rows:
+        if pid in out:
+            out[pid][kinds[state]][bucket_of(utc(ts).date(), width)] += 1
+    later = aliased(_consent)
+    superseded = exists().where(
+        later.c.subject_id == _consent.c.subject_id,
+        later.c.purpose == _consent.c.purpose,
+        or_(
+            later.c.recorded_at > _consent.c.recorded_at,
+            and_(later.c.recorded_at == _consent.c.recorded_at, later.c.id > _consent.c.id),
+        ),
+        later.c.recorded_at <= _consent.c.expires_at,
+    )
+    lapsed = conn.execute(
+        select(_consent.c.purpose, _consent.c.expires_at).where(
+            _consent.c.state == "given",
+            _consent.c.expires_at.is_not(None),
+            _window(_consent.c.expires_at, since, min(until or moment, moment)),
+            ~superseded,
+        )
+    )
+    for pid, ts in lapsed:
+        if pid in out:
+            out[pid]["expired"][bucket_of(utc(ts).date(), width)] += 1
+    return out
+
+
+def trend_points(
+    kinds: dict[str, Counter[str]], keys: list[str], value: Callable[[int], int | float]
+) -> list[ConsentTrendPoint]:
+    """Consent trend points over every bucket of the period, each count through `value`."""
+    return [
+        ConsentTrendPoint(
+            bucket=k,
+            granted=value(kinds["granted"][k]),
+            withdrawn=value(kinds["withdrawn"][k]),
+            expired=value(kinds["expired"][k]),
+        )
+        for k in keys
+    ]
+
+
+def requests(
+    conn: Connection, since: datetime | None, until: datetime | None, moment: datetime
+) -> RequestsSection:
+    """Requests received/completed in the period per type, and those open now with days left.
+
+    A request is on time when completed by its due date (which includes any extension).
+    """
+    received: Counter[str] = Counter()
+    completed: Counter[str] = Counter()
+    late: Counter[str] = Counter()
+    days: dict[str, list[float]] = {}
+    open_now: list[OpenRequest] = []
+    in_period = _window(_requests.c.received_at, since, until)
+    done_in_period = _window(_requests.c.completed_at, since, until)
+    rows = conn.execute(
+        select(
+            _requests.c.id,
+            _requests.c.kind,
+            _requests.c.status,
+            _requests.c.received_at,
+            _requests.c.due_at,
+            _requests.c.completed_at,
+            in_period.label("received_in"),
+            and_(_requests.c.completed_at.is_not(None), done_in_period).label("done_in"),
+        ).where(or_(in_period, done_in_period, _requests.c.completed_at.is_(None)))
+    )
+    for rid, kind, status, got, due, done, received_in, done_in in rows:
+        got, due = utc(got), utc(due)
+        if received_in:
+            received[kind] += 1
+        if done is None:
+            left = (due - moment).total_seconds() / 86400
+            open_now.append(
+                OpenRequest(
+                    id=rid,
+                    type=kind,
+                    status=status,
+                    received_at=got,
+                    due_at=due,
+                    days_left=round(left, 2),
+                )
+            )
+        elif done_in:
+            completed[kind] += 1
+            late[kind] += utc(done) > due
+            days.setdefault(kind, []).append((utc(done) - got).total_seconds() / 86400)
+    open_count = Counter(r.type for r in open_now)
+    kinds = sorted(set(received) | set(completed) | set(open_count))
+    by_type = [
+        RequestTypeFacts(
+            type=k,
+            received=received[k],
+            completed=completed[k],
+            on_time=completed[k] - late[k],
+            late=late[k],
+            median_days_to_complete=round(statistics.median(days[k]), 2) if k in days else None,
+            open=open_count[k],
+        )
+        for k in kinds
+    ]
+    open_now.sort(key=lambda r: (r.due_at, r.id))
+    return RequestsSection(
+        by_type=by_type, open=open_now, overdue=[r for r in open_now if r.days_left < 0]
+    )

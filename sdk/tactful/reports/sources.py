@@ -1,0 +1,121 @@
+"""Facts the report reads from other areas: keys, retention, privacy budget, checkpoints.
+
+Each reader returns an explicit `Unavailable` marker (rendered as such) when this store or
+this tactful version does not keep the fact, so a report never shows a zero it cannot back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, func, select
+
+from tactful.audit import AuditLog
+from tactful.reports.model import (
+    BudgetDataset,
+    BudgetSection,
+    KeyFacts,
+    KeyVersion,
+    RetentionRun,
+    Unavailable,
+)
+from tactful.store import Store, utc
+from tactful.store.tables import AuditEntry, Subject, table_of
+
+_audit = table_of(AuditEntry)
+_subject = table_of(Subject)
+
+
+def store_started(conn: Connection) -> datetime | None:
+    """The earliest moment the store records: its first audit entry or first subject."""
+    first = [
+        conn.execute(select(func.min(_audit.c.ts))).scalar(),
+        conn.execute(select(func.min(_subject.c.created_at))).scalar(),
+    ]
+    found = [utc(t) for t in first if t is not None]
+    return min(found) if found else None
+
+
+def key_facts(
+    conn: Connection, store: Store, audit: AuditLog, moment: datetime
+) -> KeyFacts | Unavailable:
+    """Master key versions, data keys per version and age (from the `keys.rotated` records)."""
+    status_of = getattr(store, "key_status", None)
+    if status_of is None:
+        return Unavailable(reason="this store does not report master key versions")
+    status: Any = status_of()
+    became_current: dict[int, datetime] = {}
+    for rec in audit.records(conn, kind="keys.rotated"):
+        version = rec.payload.get("version")
+        if isinstance(version, int) and version not in became_current:
+            became_current[version] = rec.ts
+    started = store_started(conn)
+    first = min(status.versions) if status.versions else None
+    versions: list[KeyVersion] = []
+    for version, count in sorted(status.versions.items()):
+        since: datetime | None = became_current.get(version)
+        origin: Literal["rotation", "store_start", "unknown"] = (
+            "rotation" if since is not None else "unknown"
+        )
+        if since is None and version == first and started is not None:
+            since, origin = started, "store_start"
+        versions.append(
+            KeyVersion(
+                version=version,
+                current=version == status.current,
+                data_keys=int(count),
+                age_days=round((moment - since).total_seconds() / 86400, 2) if since else None,
+                since=origin,
+            )
+        )
+    return KeyFacts(provider=str(status.provider), versions=versions, rotations=len(became_current))
+
+
+def retention_facts(
+    conn: Connection, audit: AuditLog, since: datetime | None, until: datetime | None
+) -> RetentionRun | Unavailable:
+    """The retention job's last run (its `retention.run` audit record) and runs in the period."""
+    if not hasattr(Store, "retention"):
+        return Unavailable(reason="this tactful version has no retention job")
+    last = conn.execute(
+        select(_audit.c.ts, _audit.c.payload)
+        .where(_audit.c.kind == "retention.run")
+        .order_by(_audit.c.seq.desc())
+        .limit(1)
+    ).first()
+    runs = sum(1 for _ in audit.records(conn, kind="retention.run", since=since, until=until))
+    if last is None:
+        return RetentionRun(last_run=None, events={}, profile_fields={}, runs_in_period=runs)
+    payload: dict[str, Any] = json.loads(last.payload)
+    return RetentionRun(
+        last_run=utc(last.ts),
+        events={str(k): int(v) for k, v in payload.get("events", {}).items()},
+        profile_fields={str(k): int(v) for k, v in payload.get("profile_fields", {}).items()},
+        runs_in_period=runs,
+    )
+
+
+def budget_facts(
+    conn: Connection, since: datetime | None, until: datetime | None
+) -> BudgetSection | Unavailable:
+    """Privacy budget per dataset (granted, spent) and releases in the period."""
+    try:
+        budget = importlib.import_module("tactful.dp.budget")
+    except ImportError:
+        return Unavailable(reason="this tactful version keeps no differential privacy budget")
+    statuses = budget.BudgetLedger().all(conn)
+    return BudgetSection(
+        datasets=[
+            BudgetDataset(
+                dataset=s.dataset,
+                granted=s.total,
+                spent=s.spent,
+                unit="epsilon",
+                releases_in_period=None,
+            )
+            for s in statuses
+        ]
+    )

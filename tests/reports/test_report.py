@@ -1,0 +1,159 @@
+"""The report's numbers against seeded truth, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from tactful import Tactful, ValidationError
+from tactful.reports import Unavailable
+from tests.reports.conftest import Truth
+
+
+def test_decisions_by_purpose_outcome_reasons_and_categories_match_the_calls(
+    seeded: tuple[Tactful, Truth],
+) -> None:
+    tf, truth = seeded
+    d = tf.report(since=truth.since, until=truth.until).report.decisions
+    assert d.by_purpose == {p: dict(c) for p, c in truth.outcomes.items()}
+    assert d.total == 9
+    assert d.recommendations == 9 - sum(c["denied"] for c in truth.outcomes.values())
+    for outcome in ("non_personalized", "denied"):
+        got = {r.rule: r.decisions for r in d.top_reasons[outcome]}
+        assert got == dict(truth.reasons.get(outcome, {}))
+    assert truth.reasons["denied"], "the seed must include denied decisions"
+    shares = {c.category: (c.decisions, c.share) for c in d.categories_used}
+    assert shares == {
+        cat: (n, round(n / d.recommendations, 6)) for cat, n in truth.categories.items()
+    }
+    assert sum(p.personalized + p.non_personalized + p.denied for p in d.trend) == 9
+
+
+def test_consent_current_states_and_period_grants_withdrawals_expiries(
+    seeded: tuple[Tactful, Truth],
+) -> None:
+    tf, truth = seeded
+    consent = tf.report(since=truth.since, until=truth.until).report.consent
+    by = {p.purpose: p for p in consent.purposes}
+    pers = by["personalization"]
+    assert pers.current == {"expired": 1, "given": 2, "refused": 1, "withdrawn": 1}
+    # u2, u3 and u4's renewal; u2's withdrawal; u1's lapse (u4's first grant was renewed).
+    assert (pers.granted, pers.withdrawn, pers.expired) == (3, 1, 1)
+    assert by["analytics.aggregate"].current == {"given": 1}
+    assert by["analytics.aggregate"].granted == 0  # granted before the period
+    assert "service.delivery" not in by  # contract basis: no consent to count
+    expiry_day = (datetime.now(UTC) - timedelta(days=5)).date().isoformat()
+    points = {p.bucket: p for p in pers.trend}
+    assert points[expiry_day].expired == 1
+    assert sum(p.granted for p in pers.trend) == 3
+    assert len(pers.trend) in (31, 32)  # every day of the period, empty ones included
+
+
+def test_requests_on_time_late_median_open_and_overdue(seeded: tuple[Tactful, Truth]) -> None:
+    tf, truth = seeded
+    req = tf.report(since=truth.since, until=truth.until).report.requests
+    by = {t.type: t for t in req.by_type}
+    access, erasure = by["access"], by["erasure"]
+    assert (access.received, access.completed, access.on_time, access.late) == (3, 2, 1, 1)
+    assert access.median_days_to_complete == pytest.approx(14.5, abs=0.01)
+    assert access.open == 1
+    assert (erasure.received, erasure.completed, erasure.on_time, erasure.late) == (1, 1, 1, 0)
+    assert erasure.median_days_to_complete == pytest.approx(3, abs=0.01)
+    assert erasure.open == 1
+    ids = truth.request_ids
+    assert [o.id for o in req.open] == [ids["r4"], ids["r5"]]
+    assert [o.id for o in req.overdue] == [ids["r4"]]
+    assert req.overdue[0].days_left == pytest.approx(-9, abs=0.01)
+    assert req.open[1].days_left == pytest.approx(25, abs=0.01)
+
+
+def test_period_excludes_decisions_and_events_outside_it(seeded: tuple[Tactful, Truth]) -> None:
+    tf, _ = seeded
+    later = datetime.now(UTC) + timedelta(hours=1)
+    r = tf.report(since=later, until=later + timedelta(days=1)).report
+    assert r.decisions.total == 0 and r.decisions.by_purpose == {}
+    assert all(p.granted == 0 and p.expired == 0 for p in r.consent.purposes)
+    assert all(t.received == 0 and t.completed == 0 for t in r.requests.by_type)
+    assert len(r.requests.open) == 2  # open requests are listed whatever the period
+
+
+def test_report_is_itself_audited_and_the_chain_verifies(seeded: tuple[Tactful, Truth]) -> None:
+    tf, _ = seeded
+    before = tf.audit.verify().entries
+    first = tf.report().report
+    assert first.integrity.audit_chain_ok and first.integrity.entries == before
+    second = tf.report().report
+    assert second.integrity.entries == before + 1  # the first report's own entry
+
+
+def test_broken_chain_is_reported_with_the_first_bad_entry(seeded: tuple[Tactful, Truth]) -> None:
+    tf, _ = seeded
+    with tf._store.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET kind = 'forged' WHERE seq = 4"))
+    integ = tf.report().report.integrity
+    assert not integ.audit_chain_ok and integ.first_bad_seq == 4
+    assert "BROKEN at entry 4" in tf.report().to_markdown()
+
+
+def test_art30_records_come_from_the_policy_pack(seeded: tuple[Tactful, Truth]) -> None:
+    tf, _ = seeded
+    rec = tf.report().report.records
+    pack = tf.pack
+    assert rec.controller.name == pack.meta.controller.name
+    assert [a.purpose for a in rec.activities] == pack.purposes.ids()
+    email = next(a for a in rec.activities if a.purpose == "marketing.email")
+    assert email.recipients == ["e-mail delivery processor"] and email.retention_days == 730
+    fields = {f for c in rec.data_categories for f in c.fields}
+    assert fields == set(pack.schema.fields) | {"events"}
+    assert rec.data_subjects.by_status == {"active": 6}
+    assert rec.security.key_rotation_age_days is not None
+
+
+def test_key_versions_and_retention_runs_are_reported(seeded: tuple[Tactful, Truth]) -> None:
+    tf, _ = seeded
+    integ = tf.report().report.integrity
+    assert not isinstance(integ.keys, Unavailable)
+    assert [(v.version, v.current, v.since) for v in integ.keys.versions] == [
+        (1, True, "store_start")
+    ]
+    assert not isinstance(integ.retention, Unavailable) and integ.retention.last_run is None
+    tf.keys.rotate()
+    ran = tf.retention.run()
+    integ = tf.report().report.integrity
+    assert not isinstance(integ.keys, Unavailable) and integ.keys.rotations == 1
+    current = next(v for v in integ.keys.versions if v.current)
+    assert current.since == "rotation" and current.data_keys == 6
+    assert current.age_days is not None and current.age_days < 0.01
+    assert not isinstance(integ.retention, Unavailable)
+    assert integ.retention.last_run is not None and integ.retention.runs_in_period == 1
+    assert integ.retention.events == ran.events
+
+
+def test_public_report_never_shows_exact_consent_counts(seeded: tuple[Tactful, Truth]) -> None:
+    tf, truth = seeded
+    report = tf.report(since=truth.since, until=truth.until, public=True)
+    consent = report.report.consent
+    assert consent.public
+    if isinstance(consent.dp, Unavailable):
+        assert consent.purposes == [] and consent.withheld
+    else:
+        assert consent.dp is not None and consent.dp.epsilon_spent > 0
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "message"),
+    [
+        (datetime(2026, 1, 1), None, "since must be timezone-aware"),
+        (None, datetime(2026, 1, 1), "until must be timezone-aware"),
+        (datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC), "period is empty"),
+    ],
+)
+def test_bad_period_is_refused_and_nothing_is_audited(
+    tf: Tactful, since: datetime | None, until: datetime | None, message: str
+) -> None:
+    before = tf.audit.verify().entries
+    with pytest.raises(ValidationError, match=message):
+        tf.report(since=since, until=until)
+    assert tf.audit.verify().entries == before
