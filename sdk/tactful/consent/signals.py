@@ -4,8 +4,10 @@ Which of our purposes a signal touches is declared in the policy pack's signals.
 precedence between signals and first-party choices (docs/consent.md) is one pure function,
 `plan`, so it can be tested without a store:
 
-1. A signal that would not change the current state records nothing (it is repeated on
-   every request; the ledger should not fill with copies).
+1. A signal that would not change the state records nothing (it is repeated on every
+   request; the ledger should not fill with copies): a grant when consent is in force, an
+   opt-out when the latest record already refuses or withdraws. An opt-out is recorded even
+   when the user was never asked (as "refused"), so that later signals cannot grant it.
 2. A first-party choice (method ui, api or import) made after the last record of a signal
    wins over that signal: repeating the signal does not override it. This is how a user who
    sends GPC can still opt in for one site (CCPA regulations section 7025(c)(3)).
@@ -118,8 +120,8 @@ def plan(
     (oldest first, with `.state` and `.method`), `current` its effective state now."""
     if wants_given and current == "given":
         return SignalOutcome(purpose, "unchanged", current, "already given")
-    if not wants_given and current != "given":
-        return SignalOutcome(purpose, "unchanged", current, "already not given")
+    if not wants_given and records and records[-1].state in ("refused", "withdrawn"):
+        return SignalOutcome(purpose, "unchanged", current, "already refused or withdrawn")
     target = "given" if wants_given else ("withdrawn" if current == "given" else "refused")
     last_signal = max((i for i, r in enumerate(records) if r.method == method), default=None)
     if last_signal is not None and any(r.method in FIRST_PARTY for r in records[last_signal + 1 :]):
