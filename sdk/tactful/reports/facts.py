@@ -6,6 +6,7 @@ payloads), so a report over millions of decisions streams a few hundred rows, no
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    FromClause,
+    Text,
     and_,
     exists,
     func,
@@ -85,81 +86,71 @@ def _window(column: Any, since: datetime | None, until: datetime | None) -> Colu
     return cond
 
 
-class _Json:
-    """Dialect-specific access to the audit payload (canonical JSON text)."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.pg = conn.dialect.name == "postgresql"
-
-    def field(self, key: str) -> ColumnElement[Any]:
-        if self.pg:
-            return func.cast(_audit.c.payload, JSONB).op("->>")(key)
-        return func.json_extract(_audit.c.payload, f"$.{key}")
-
-    def elements(self, key: str) -> FromClause:
-        if self.pg:
-            fn = func.jsonb_array_elements_text(func.cast(_audit.c.payload, JSONB).op("->")(key))
-        else:
-            fn = func.json_each(_audit.c.payload, f"$.{key}")
-        return fn.table_valued("value").lateral() if self.pg else fn.table_valued("value")
-
-    def day(self) -> ColumnElement[Any]:
-        if self.pg:
-            return func.to_char(_audit.c.ts.op("AT TIME ZONE")("UTC"), "YYYY-MM-DD")
-        return func.date(_audit.c.ts)
+def _decision_groups(conn: Connection, since: datetime | None, until: datetime | None) -> Any:
+    # One scan of the log: decisions grouped by (day, purpose, outcome, reasons, categories
+    # used), the arrays kept as JSON text. Distinct combinations are few (rule sets and category
+    # sets), so the database hands back hundreds of rows, not millions.
+    where = and_(_audit.c.kind == "decision", _window(_audit.c.ts, since, until))
+    if conn.dialect.name == "postgresql":
+        sub = (
+            select(
+                func.cast(_audit.c.payload, JSONB).label("j"),
+                func.to_char(_audit.c.ts.op("AT TIME ZONE")("UTC"), "YYYY-MM-DD").label("day"),
+            )
+            .where(where)
+            .subquery()
+        )
+        cols = [
+            sub.c.day,
+            sub.c.j.op("->>")("purpose"),
+            sub.c.j.op("->>")("outcome"),
+            func.cast(sub.c.j.op("->")("reasons"), Text),
+            func.cast(sub.c.j.op("->")("categories_used"), Text),
+        ]
+        return select(*cols, func.count()).select_from(sub).group_by(*cols)
+    p = _audit.c.payload
+    cols = [
+        func.date(_audit.c.ts),
+        func.json_extract(p, "$.purpose"),
+        func.json_extract(p, "$.outcome"),
+        func.json_extract(p, "$.reasons"),
+        func.json_extract(p, "$.categories_used"),
+    ]
+    return select(*cols, func.count()).where(where).group_by(*cols)
 
 
 def decisions(
     conn: Connection, since: datetime | None, until: datetime | None, width: Bucket
 ) -> DecisionsSection:
     """Gate decisions of the period by purpose, outcome, reason, category and bucket."""
-    js = _Json(conn)
-    where = and_(_audit.c.kind == "decision", _window(_audit.c.ts, since, until))
-    purpose, outcome = js.field("purpose"), js.field("outcome")
-    by_purpose: dict[str, dict[str, int]] = {}
-    for pid, out, n in conn.execute(
-        select(purpose, outcome, func.count()).where(where).group_by(purpose, outcome)
-    ):
-        by_purpose.setdefault(str(pid), {})[str(out)] = int(n)
+    by_purpose: dict[str, Counter[str]] = {}
+    reasons: dict[str, Counter[str]] = {"non_personalized": Counter(), "denied": Counter()}
+    cats: Counter[str] = Counter()
+    per: dict[str, Counter[str]] = {}
+    for day, pid, out, rules, used, count in conn.execute(_decision_groups(conn, since, until)):
+        n = int(count)
+        by_purpose.setdefault(str(pid), Counter())[str(out)] += n
+        per.setdefault(bucket_of(date.fromisoformat(str(day)), width), Counter())[str(out)] += n
+        if out != "personalized":
+            for rule in json.loads(rules or "[]"):
+                reasons.setdefault(str(out), Counter())[str(rule)] += n
+        if out != "denied":
+            for cat in json.loads(used or "[]"):
+                cats[str(cat)] += n
     total = sum(sum(v.values()) for v in by_purpose.values())
-    denied = sum(v.get("denied", 0) for v in by_purpose.values())
-
-    reasons = js.elements("reasons")
-    top: dict[str, list[ReasonCount]] = {"non_personalized": [], "denied": []}
-    for out, rule, n in conn.execute(
-        select(outcome, reasons.c.value, func.count())
-        .select_from(_audit.join(reasons, true()))
-        .where(and_(where, outcome != "personalized"))
-        .group_by(outcome, reasons.c.value)
-    ):
-        top.setdefault(str(out), []).append(ReasonCount(rule=str(rule), decisions=int(n)))
-    for key in top:
-        top[key] = sorted(top[key], key=lambda r: (-r.decisions, r.rule))[:10]
-
-    cats = js.elements("categories_used")
-    recommendations = total - denied
+    recommendations = total - sum(v["denied"] for v in by_purpose.values())
+    top = {
+        k: [ReasonCount(rule=r, decisions=c) for r, c in sorted(v.items(), key=_by_count)[:10]]
+        for k, v in reasons.items()
+    }
     shares = [
         CategoryShare(
-            category=str(cat),
-            decisions=int(n),
-            share=round(int(n) / recommendations, 6) if recommendations else 0.0,
+            category=cat,
+            decisions=c,
+            share=round(c / recommendations, 6) if recommendations else 0.0,
         )
-        for cat, n in conn.execute(
-            select(cats.c.value, func.count())
-            .select_from(_audit.join(cats, true()))
-            .where(and_(where, outcome != "denied"))
-            .group_by(cats.c.value)
-        )
+        for cat, c in sorted(cats.items(), key=_by_count)
     ]
-    shares.sort(key=lambda s: (-s.decisions, s.category))
-
-    day = js.day()
-    per: dict[str, Counter[str]] = {}
-    for d, out, n in conn.execute(
-        select(day, outcome, func.count()).where(where).group_by(day, outcome)
-    ):
-        key = bucket_of(date.fromisoformat(str(d)), width)
-        per.setdefault(key, Counter())[str(out)] += int(n)
     trend = [
         DecisionTrendPoint(
             bucket=k,
@@ -177,6 +168,10 @@ def decisions(
         categories_used=shares,
         trend=trend,
     )
+
+
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    return (-item[1], item[0])
 
 
 def consent_events(
