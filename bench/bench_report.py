@@ -297,6 +297,27 @@ def run(name: str, url: str, home: Path, args: argparse.Namespace) -> None:
     )  # type: ignore[operator]
 
 
+def write_html(out: Path, args: argparse.Namespace) -> None:
+    """Seed a SQLite store, rotate its keys, run retention, write its HTML report (the demo)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        url = f"sqlite:///{home / 'tactful.db'}"
+        seed(url, home, args.users, args.decisions, args.requests)
+        with Tactful.open(
+            db_url=url,
+            key_file=home / "master.key",
+            policies=POLICIES,
+            keystore_url=f"sqlite:///{home / 'keys.db'}",
+        ) as tf:
+            tf.catalog.upsert([{"item_id": "a", "title": "Alpha", "categories": ["action"]}])
+            for user in ("demo-1", "demo-2", "demo-3"):
+                tf.events.record(user, "a")
+            tf.keys.rotate()
+            tf.retention.run()
+            out.write_text(tf.report().to_html(), encoding="utf-8")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", type=int, default=100_000)
@@ -306,7 +327,11 @@ def main() -> None:
     ap.add_argument("--child", choices=["tactful", "naive"])
     ap.add_argument("--url")
     ap.add_argument("--home")
+    ap.add_argument("--html", help="Only seed SQLite at the given scale and write its HTML report.")
     args = ap.parse_args()
+    if args.html:
+        write_html(Path(args.html), args)
+        return
     if args.child:
         print(json.dumps(measure(args.child, args.url, Path(args.home))))
         return
