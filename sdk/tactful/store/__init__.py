@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import Connection, Engine, event, select, update
 
 from tactful.crypto import KeyProvider
-from tactful.store.engine import make_engine, now, utc
+from tactful.store.engine import insert_ignore, make_engine, now, utc
 from tactful.store.keystore import ORPHAN_GRACE, KeyStatus, KeyStore, RotationReport
 from tactful.store.migrate import prepare
 from tactful.store.records import Catalog, Events, Profiles, StoredEvent, StoredItem, upsert
@@ -19,6 +19,7 @@ from tactful.store.subjects import SubjectRef, Subjects, check_user_id
 from tactful.store.tables import StoreMeta, Subject, table_of
 
 _meta = table_of(StoreMeta)
+INDEXED = "blind_index_fields"
 _subject = table_of(Subject)
 
 __all__ = [
@@ -73,6 +74,19 @@ class Store:
             # A rolled-back transaction may have created subjects whose ids get reused;
             # never keep a data key cached for a row that does not exist.
             self.subjects.clear_cache()
+
+        self._sync_blind_indexes(schema)
+
+    def _sync_blind_indexes(self, schema: ProfileSchema) -> None:
+        # Fields that became searchable (fields.yaml changed, or a store from before blind
+        # indexes) are indexed now; fields no longer searchable lose their index.
+        wanted = ",".join(sorted(n for n, f in schema.fields.items() if f.searchable))
+        with self.begin() as conn:
+            if self.read_meta(conn, INDEXED) == wanted:
+                return
+            self.profiles.reindex(conn, wanted.split(",") if wanted else [])
+            insert_ignore(conn, _meta, [{"key": INDEXED, "value": wanted}], ["key"])
+            conn.execute(update(_meta).where(_meta.c.key == INDEXED).values(value=wanted))
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

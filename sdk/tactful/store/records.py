@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -159,6 +159,36 @@ class Profiles:
             .order_by(_index.c.subject_id)
         )
         return [int(r.subject_id) for r in rows]
+
+    def reindex(self, conn: Connection, names: Collection[str], *, batch: int = 1000) -> int:
+        """Rebuild the blind index of fields that became searchable; drop the others' indexes.
+
+        Decrypts every stored value of those fields once (at open, after a fields.yaml change
+        or an upgrade); returns how many values were indexed.
+        """
+        conn.execute(delete(_index).where(_index.c.name.not_in(list(names))))
+        if not names:
+            return 0
+        rows = conn.execute(
+            select(_profile.c.subject_id, _profile.c.name, _profile.c.ciphertext).where(
+                _profile.c.name.in_(list(names))
+            )
+        ).all()
+        keyed = self._subjects.ciphers_for(conn, sorted({r.subject_id for r in rows}))
+        out: list[dict[str, object]] = []
+        for r in rows:
+            if r.subject_id not in keyed:
+                continue
+            ref, cipher = keyed[r.subject_id]
+            value = json.loads(
+                cipher.decrypt(r.ciphertext, associated_data(ref, "profile_field", r.name))
+            )
+            out.append(
+                {"subject_id": r.subject_id, "name": r.name, "digest": self.digest(r.name, value)}
+            )
+        for start in range(0, len(out), batch):
+            upsert(conn, _index, out[start : start + batch], ["subject_id", "name"])
+        return len(out)
 
     def delete_all(self, conn: Connection, subject: SubjectRef) -> int:
         """Delete every field of the subject (and its blind indexes); returns how many fields."""

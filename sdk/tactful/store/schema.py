@@ -45,7 +45,7 @@ class ProfileSchema(BaseModel):
     event_category: str = Field(
         default="user.behavior.interaction", pattern=r"^user(\.[a-z0-9_]+)+$"
     )
-    retention: dict[Annotated[str, Field(pattern=r"^user(\.[a-z0-9_]+)+$")], PositiveInt] = {}
+    retention: dict[Annotated[str, Field(pattern=r"^user(\.[a-z0-9_]+)*$")], PositiveInt] = {}
 
     def retention_days(self, category: str, field: str | None = None) -> int | None:
         """Days data of `category` (or of profile field `field`) is kept; None = no limit.
