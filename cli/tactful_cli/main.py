@@ -156,6 +156,10 @@ def report_audit(
             help="For outside eyes: consent counts released with differential privacy.",
         ),
     ] = False,
+    epsilon: Annotated[
+        float,
+        typer.Option(help="With --public: epsilon charged to the 'reports' privacy budget."),
+    ] = 1.0,
 ) -> None:
     """The compliance audit report: Art. 30 records, consent, requests, decisions, budget,
     integrity.
@@ -163,7 +167,9 @@ def report_audit(
     Example: tactful report audit --format html --since 2026-10-01 --out report.html
     """
     with _open() as tf:
-        report = tf.report(since=_aware(since), until=_aware(until), public=public)
+        report = tf.report(
+            since=_aware(since), until=_aware(until), public=public, epsilon=epsilon
+        )
     render = {
         "json": report.to_json,
         "md": report.to_markdown,

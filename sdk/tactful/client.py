@@ -32,11 +32,16 @@ from tactful.models import Recommendations, RecommendedItem
 from tactful.policy import CompiledPolicy, Decision, Gate, PolicyPack, load_pack
 from tactful.recommend import (
     CatalogItem,
+    ContentRecommender,
+    HybridRecommender,
     Interaction,
     ItemItemRecommender,
     MinimizedView,
     PopularityRecommender,
+    Recommender,
+    Rule,
     ScoredItem,
+    rerank,
 )
 from tactful.reports import AuditReport, collect
 from tactful.rights import (
@@ -51,7 +56,7 @@ from tactful.rights import (
     write_csv_zip,
     write_json,
 )
-from tactful.settings import Settings, SettingsStore, discover, pool_size
+from tactful.settings import Settings, SettingsStore, pool_size
 from tactful.store import (
     Connection,
     KeyStatus,
@@ -192,22 +197,19 @@ class Tactful:
                     decision.exclude_item_categories | frozenset(settings.excluded_topics),
                     seen=frozenset(i.item for i in view.history),
                 )
-                # The user's discovery level widens the candidate pool (tactful.settings).
-                pool = (
-                    self._models.itemitem.recommend(view, pool_size(k, settings.discovery), exclude)
-                    if view.history
+                # The hybrid blends item-item, content, popularity and app-registered models
+                # and falls back for cold-start users; the user's discovery level widens the
+                # pool and drives the MMR re-ranking with an exploration slot.
+                level = settings.discovery
+                hybrid = self._models.hybrid
+                pool = hybrid.recommend(view, pool_size(k, level), exclude)
+                explore = (
+                    self._models.popularity.recommend(MinimizedView(), 50, exclude)
+                    if level > 0
                     else []
                 )
-                scored = discover(pool, k, settings.discovery)
-                recommender = self._models.itemitem.name
-                if len(scored) < k:
-                    exclude = exclude | {s.item for s in scored}
-                    scored += self._models.popularity.recommend(
-                        MinimizedView(), k - len(scored), exclude
-                    )
-                    recommender = (
-                        f"{recommender}+popularity" if scored and view.history else "popularity"
-                    )
+                scored = rerank(pool, k, level, hybrid.catalog, view.history, explore)
+                recommender = hybrid.name
             elif decision.outcome == "non_personalized":
                 exclude = self._models.excluded(
                     decision.exclude_item_categories | frozenset(settings.excluded_topics)
@@ -246,17 +248,75 @@ class Tactful:
         """Refit the recommenders from the events of users whose consent is in force now."""
         self._models.fit()
 
+    def register_recommender(self, recommender: Recommender, weight: float = 1.0) -> None:
+        """Add the app's own recommender (the Recommender protocol) to the personalized blend.
+
+        It is gated like tactful's own: it learns only from consented, unrestricted users'
+        anonymous bundles, is told to `forget` a bundle on withdrawal or erasure, and answers
+        only for personalized decisions from the minimized view. Its items are blended with
+        `weight`, re-ranked for discovery, and excluded topics and seen items never appear.
+        """
+        if not isinstance(recommender, Recommender):
+            raise ValidationError(
+                "recommender must implement name, fit, learn, forget and recommend "
+                "(tactful.recommend.Recommender)"
+            )
+        hybrid = self._models.hybrid
+        if recommender.name in {c.name for c in hybrid.components}:
+            raise ValidationError(
+                f"a recommender named {recommender.name!r} is already registered; "
+                "give yours another name"
+            )
+        if not weight >= 0:
+            raise ValidationError("weight must be a number >= 0")
+        with self._models._lock:
+            hybrid.components.append(recommender)
+            hybrid.weights[recommender.name] = float(weight)
+            self._models.mark_dirty()
+
+    def configure_recommendations(
+        self,
+        *,
+        weights: Mapping[str, float] | None = None,
+        rules: Sequence[Rule] | None = None,
+    ) -> None:
+        """Set the app's blend weights (by recommender name) and business rules.
+
+        Names: "item_item", "content", "popularity", or a registered recommender's name.
+        Rules (tactful.recommend.Rule) boost, bury, pin or filter items, optionally only in
+        a context; they never bring back an excluded or already-seen item.
+        """
+        hybrid = self._models.hybrid
+        known = {c.name for c in hybrid.components}
+        if weights is not None:
+            unknown = sorted(set(weights) - known)
+            if unknown:
+                raise ValidationError(
+                    f"unknown recommender(s) {unknown} in weights (known: {sorted(known)})"
+                )
+            if any(not w >= 0 for w in weights.values()):
+                raise ValidationError("blend weights must be numbers >= 0")
+        if rules is not None and not all(isinstance(r, Rule) for r in rules):
+            raise ValidationError("rules must be tactful.recommend.Rule objects")
+        with self._models._lock:
+            if weights is not None:
+                hybrid.weights.update(weights)
+            if rules is not None:
+                hybrid.rules = list(rules)
+
     def report(
         self,
         since: datetime | None = None,
         until: datetime | None = None,
         *,
         public: bool = False,
+        epsilon: float = 1.0,
     ) -> AuditReport:
         """The compliance audit report of the period [since, until); generating it is audited.
 
         `public=True` is for outside eyes: consent counts are released with differential
-        privacy (or withheld when the store cannot). Naive datetimes raise ValidationError.
+        privacy, `epsilon` charged to the `reports` budget (BudgetExhausted if short; grant it
+        with `tf.aggregates.grant("reports", ...)`). Naive datetimes raise ValidationError.
         """
         with self._store.begin() as conn:
             report = collect(
@@ -268,6 +328,7 @@ class Tactful:
                 since=since,
                 until=until,
                 public=public,
+                epsilon=epsilon,
             )
             self._audit.append(
                 conn,
@@ -347,6 +408,8 @@ class _Models:
         self._lock = threading.RLock()
         self.popularity = PopularityRecommender()
         self.itemitem = ItemItemRecommender()
+        self.content = ContentRecommender()
+        self.hybrid = HybridRecommender([self.itemitem, self.content, self.popularity])
         self._epoch: str | None = None
         self._dirty = True
         # The earliest expiry among the consents the fit included: a consent lapsing by time
@@ -383,8 +446,7 @@ class _Models:
             ]
             items = self._tf._store.catalog.all(conn)
             catalog = [CatalogItem(i.item_id, i.title, i.categories, i.attributes) for i in items]
-            self.popularity.fit(bundles, catalog)
-            self.itemitem.fit(bundles, catalog)
+            self.hybrid.fit(bundles, catalog)  # every component: popularity, item-item, ...
             by_cat: dict[str, set[str]] = {}
             for i in items:
                 for c in i.categories:
@@ -402,8 +464,7 @@ class _Models:
             bundle = list(_interactions(events))
             fresh = not self._dirty and self._read_epoch(conn) == self._epoch
             if fresh and learned and bundle:
-                self.popularity.forget(bundle)
-                self.itemitem.forget(bundle)
+                self.hybrid.forget(bundle)
             elif not fresh:
                 self._dirty = True
             self.bump(conn)
@@ -451,6 +512,24 @@ class _Profiles(_Part):
             subject = self._store.subjects.get(conn, user)
             return self._store.profiles.get(conn, subject, fields=fields)
 
+    def put_many(self, profiles: Mapping[str, Mapping[str, object]]) -> int:
+        """Write the profile fields of many users ({user: {field: value}}) in one transaction.
+
+        The bulk path for imports: all values are validated first; nothing is written if any
+        is rejected. Returns how many users were written.
+        """
+        store = self._store
+        for values in profiles.values():
+            store.profiles.schema.check(values)
+        with store.begin() as conn:
+            subjects = store.subjects.resolve_many(conn, profiles)
+            fields = store.profiles.schema.fields
+            for user, values in profiles.items():
+                if any(n in fields and fields[n].searchable for n in values):
+                    store.subjects.remember_user_id(conn, subjects[user], user)
+            store.profiles.put_many(conn, [(subjects[u], v) for u, v in profiles.items()])
+        return len(profiles)
+
     def find(self, field: str, value: object) -> list[str]:
         """User ids whose searchable `field` equals `value` (blind-index lookup, equality only).
 
@@ -470,6 +549,25 @@ class _Events(_Part):
     def record(self, user: str, item: str, kind: str = "view", ts: datetime | None = None) -> None:
         """Record one event (ts defaults to now; must be timezone-aware)."""
         self.record_many(user, [(item, kind, ts)])
+
+    def record_batch(self, events: Iterable[tuple[str, str, str, datetime | None]]) -> int:
+        """Record (user, item, kind, ts) events of many users in one transaction (bulk ingestion).
+
+        Everything is validated first; nothing is written if any event is rejected.
+        """
+        store = self._store
+        batch = list(events)
+        for row in batch:
+            if not isinstance(row, tuple) or len(row) != 4:
+                raise ValidationError("each event must be a (user, item, kind, ts) tuple")
+        store.events.check_all([(item, kind, ts) for _, item, kind, ts in batch])
+        with store.begin() as conn:
+            subjects = store.subjects.resolve_many(conn, (u for u, _, _, _ in batch))
+            n = store.events.record_rows(
+                conn, ((subjects[u], item, kind, ts) for u, item, kind, ts in batch)
+            )
+        self._tf._models.mark_dirty()
+        return n
 
     def record_many(self, user: str, events: Iterable[tuple[str, str, datetime | None]]) -> int:
         """Record many (item, kind, ts) events of one user in one transaction."""

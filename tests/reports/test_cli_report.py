@@ -42,11 +42,24 @@ def test_report_command_writes_html_csv_and_a_period_json(db_url: str, tmp_path:
 
 def test_public_flag_and_a_reversed_period(db_url: str, tmp_path: Path) -> None:
     _seed(db_url, tmp_path)
-    public = tactful("report", "audit", "--format", "json", "--public", db=db_url, home=tmp_path)
+    no_budget = tactful("report", "audit", "--public", db=db_url, home=tmp_path)
+    assert no_budget.returncode == 1 and "no privacy budget" in no_budget.stderr
+    with Tactful.open(db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES) as tf:
+        tf.aggregates.grant("reports", 1.0, operator="dpo")
+    public = tactful(
+        "report",
+        "audit",
+        "--format",
+        "json",
+        "--public",
+        "--epsilon",
+        "0.25",
+        db=db_url,
+        home=tmp_path,
+    )
     assert public.returncode == 0, public.stderr
     consent = json.loads(public.stdout)["consent"]
-    assert consent["public"] is True
-    assert consent["dp"] is not None  # a release or an explicit "not available" marker
+    assert consent["public"] is True and consent["dp"]["epsilon_spent"] == 0.25
     bad = tactful(
         "report",
         "audit",

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from tactful import Tactful, ValidationError
+from tactful import BudgetExhausted, Tactful, ValidationError
 from tactful.reports import Unavailable
+from tactful.reports.model import DPRelease
 from tests.reports.conftest import Truth
 
 
@@ -131,15 +132,48 @@ def test_key_versions_and_retention_runs_are_reported(seeded: tuple[Tactful, Tru
     assert integ.retention.events == ran.events
 
 
-def test_public_report_never_shows_exact_consent_counts(seeded: tuple[Tactful, Truth]) -> None:
+def test_public_report_needs_a_budget_and_charges_nothing_without_one(
+    seeded: tuple[Tactful, Truth],
+) -> None:
+    tf, _ = seeded
+    before = tf.audit.verify().entries
+    with pytest.raises(BudgetExhausted, match="'reports' has no privacy budget"):
+        tf.report(public=True)
+    assert tf.audit.verify().entries == before
+    assert tf.aggregates.budget("reports").spent == 0
+
+
+def test_public_report_releases_consent_with_dp_and_charges_the_budget(
+    seeded: tuple[Tactful, Truth],
+) -> None:
     tf, truth = seeded
-    report = tf.report(since=truth.since, until=truth.until, public=True)
+    tf.aggregates.grant("reports", 2.0, operator="dpo")
+    report = tf.report(since=truth.since, until=truth.until, public=True, epsilon=0.5)
     consent = report.report.consent
-    assert consent.public
-    if isinstance(consent.dp, Unavailable):
-        assert consent.purposes == [] and consent.withheld
-    else:
-        assert consent.dp is not None and consent.dp.epsilon_spent > 0
+    assert consent.public and isinstance(consent.dp, DPRelease)
+    assert consent.dp.epsilon_spent == 0.5 and consent.dp.dataset == "reports"
+    for p in consent.purposes:
+        assert (p.granted, p.withdrawn, p.expired, p.trend) == (None, None, None, [])
+        assert all(isinstance(v, int) and v > 0 for v in p.current.values())
+    assert tf.aggregates.budget("reports").spent == pytest.approx(0.5)
+    assert [r.kind for r in tf.aggregates.releases("reports")] == ["report.consent"]
+    budget = tf.report().report.privacy_budget
+    assert not isinstance(budget, Unavailable)
+    (row,) = [d for d in budget.datasets if d.dataset == "reports"]
+    assert (row.granted, row.spent, row.releases_in_period) == (2.0, 0.5, 1)
+    md = report.to_markdown()
+    assert "released with differential privacy" in md and "granted in period" not in md
+
+
+def test_public_release_is_close_to_the_truth_at_scale(tf: Tactful) -> None:
+    # 400 users given: the noise (scale = purposes / epsilon) is small next to the count.
+    t = datetime.now(UTC)
+    for i in range(400):
+        tf.consent.grant(f"user-{i}", "personalization", at=t - timedelta(days=1))
+    tf.aggregates.grant("reports", 10.0, operator="dpo")
+    released = tf.report(public=True, epsilon=2.0).report.consent.purposes
+    given = next(p for p in released if p.purpose == "personalization").current["given"]
+    assert abs(given - 400) < 60  # P(|noise| >= 60) < 1e-10 at scale 2.5
 
 
 @pytest.mark.parametrize(

@@ -21,14 +21,12 @@ from tactful.reports.model import (
     Report,
     Unavailable,
 )
+from tactful.reports.public import release_consent
 from tactful.reports.records import records
 from tactful.reports.sources import budget_facts, key_facts, retention_facts, store_started
 from tactful.store import Store, now
 
-NO_DP = (
-    "exact consent counts are not released in a public report, and this store cannot release "
-    "them with differential privacy"
-)
+MAX_EPSILON = 10.0
 
 
 def tactful_version() -> str:
@@ -63,13 +61,20 @@ def collect(
     since: datetime | None = None,
     until: datetime | None = None,
     public: bool = False,
+    epsilon: float = 1.0,
 ) -> Report:
     """Gather every section of the report (aggregates only, no personal data).
 
     `since`/`until` bound the period [since, until); current counts (consent states, open
-    requests, keys) are as of generation. `public=True` withholds or DP-releases consent counts.
+    requests, keys) are as of generation. `public=True` releases the consent counts with
+    differential privacy, charging `epsilon` to the `reports` budget (BudgetExhausted if short).
     """
     check_period(since, until)
+    if public and not (isinstance(epsilon, int | float) and 0 < epsilon <= MAX_EPSILON):
+        raise ValidationError(
+            f"epsilon of a public report must be a number in (0, {MAX_EPSILON:g}]; "
+            "smaller is more private"
+        )
     moment = now()
     start = since or store_started(conn) or moment
     end = until or moment
@@ -83,7 +88,9 @@ def collect(
         period=Period(since=since, until=until, bucket=width),
         policy_pack=PackRef(name=pack.meta.name, version=pack.meta.version, hash=pack.content_hash),
         records=records(conn, pack, keys),
-        consent=_consent(conn, pack, ledger, since, until, start, end, width, public),
+        consent=_consent(
+            conn, pack, ledger, since, until, start, end, width, public, audit, epsilon
+        ),
         requests=facts.requests(conn, since, until, moment),
         decisions=facts.decisions(conn, since, until, width),
         privacy_budget=budget_facts(conn, since, until),
@@ -113,16 +120,13 @@ def _consent(
     end: datetime,
     width: facts.Bucket,
     public: bool,
+    audit: AuditLog,
+    epsilon: float,
 ) -> ConsentSection:
     purposes = [p for p in pack.purposes.ids() if pack.purposes.get(p).needs_consent]
-    if public:
-        return ConsentSection(
-            public=True,
-            dp=Unavailable(reason="this tactful version has no DP release of consent counts"),
-            withheld=NO_DP,
-            purposes=[],
-        )
     current = ledger.counts(conn)
+    if public:
+        return release_consent(conn, audit, purposes, current, epsilon)
     events = facts.consent_events(conn, purposes, since, until, width, now())
     keys = facts.buckets(start, end, width) if start < end else []
     return ConsentSection(

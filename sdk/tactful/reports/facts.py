@@ -77,7 +77,8 @@ def buckets(since: datetime, until: datetime, width: Bucket) -> list[str]:
     return out
 
 
-def _window(column: Any, since: datetime | None, until: datetime | None) -> ColumnElement[bool]:
+def window(column: Any, since: datetime | None, until: datetime | None) -> ColumnElement[bool]:
+    """`column` in [since, until); an open end is no condition."""
     cond: ColumnElement[bool] = true()
     if since is not None:
         cond = and_(cond, column >= since)
@@ -90,7 +91,7 @@ def _decision_groups(conn: Connection, since: datetime | None, until: datetime |
     # One scan of the log: decisions grouped by (day, purpose, outcome, reasons, categories
     # used), the arrays kept as JSON text. Distinct combinations are few (rule sets and category
     # sets), so the database hands back hundreds of rows, not millions.
-    where = and_(_audit.c.kind == "decision", _window(_audit.c.ts, since, until))
+    where = and_(_audit.c.kind == "decision", window(_audit.c.ts, since, until))
     if conn.dialect.name == "postgresql":
         sub = (
             select(
@@ -193,7 +194,7 @@ def consent_events(
     kinds = {"given": "granted", "withdrawn": "withdrawn"}
     rows = conn.execute(
         select(_consent.c.purpose, _consent.c.state, _consent.c.recorded_at).where(
-            _consent.c.state.in_(list(kinds)), _window(_consent.c.recorded_at, since, until)
+            _consent.c.state.in_(list(kinds)), window(_consent.c.recorded_at, since, until)
         )
     )
     for pid, state, ts in rows:
@@ -213,7 +214,7 @@ def consent_events(
         select(_consent.c.purpose, _consent.c.expires_at).where(
             _consent.c.state == "given",
             _consent.c.expires_at.is_not(None),
-            _window(_consent.c.expires_at, since, min(until or moment, moment)),
+            window(_consent.c.expires_at, since, min(until or moment, moment)),
             ~superseded,
         )
     )
@@ -250,8 +251,8 @@ def requests(
     late: Counter[str] = Counter()
     days: dict[str, list[float]] = {}
     open_now: list[OpenRequest] = []
-    in_period = _window(_requests.c.received_at, since, until)
-    done_in_period = _window(_requests.c.completed_at, since, until)
+    in_period = window(_requests.c.received_at, since, until)
+    done_in_period = window(_requests.c.completed_at, since, until)
     rows = conn.execute(
         select(
             _requests.c.id,

@@ -17,7 +17,7 @@ from tactful.reports.model import (
 )
 
 OUTCOMES = ("personalized", "non_personalized", "denied")
-STATES = ("given", "withdrawn", "expired", "refused", "renewal_needed", "not_asked")
+STATES = ("given", "withdrawn", "expired", "refused", "invalidated", "not_asked")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,21 +175,19 @@ def _consent(r: Report) -> Section:
         )
     states = [st for st in STATES if any(st in p.current for p in con.purposes)]
     states += sorted({k for p in con.purposes for k in p.current} - set(states))
+    period = [] if con.public else ["granted in period", "withdrawn in period", "expired in period"]
     s.blocks.append(
         Table(
-            ["purpose", *states, "granted in period", "withdrawn in period", "expired in period"],
+            ["purpose", *states, *period],
             [
-                [
-                    p.purpose,
-                    *(n(p.current.get(st, 0)) for st in states),
-                    n(p.granted),
-                    n(p.withdrawn),
-                    n(p.expired),
-                ]
+                [p.purpose, *(n(p.current.get(st, 0)) for st in states)]
+                + ([] if con.public else [n(p.granted), n(p.withdrawn), n(p.expired)])
                 for p in con.purposes
             ],
         )
     )
+    if con.public and con.withheld:
+        s.blocks.append(f"Withheld: {con.withheld}.")
     if con.purposes and states:
         s.blocks.append(
             Chart(

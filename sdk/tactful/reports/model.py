@@ -119,14 +119,14 @@ class ConsentTrendPoint(_Frozen):
 class PurposeConsentFacts(_Frozen):
     """One purpose: subjects by current state, and grants, withdrawals and expiries in the period.
 
-    Counts are exact integers, or floats when released with differential privacy.
+    Counts are exact, or noisy estimates when the section was released with differential privacy.
     """
 
     purpose: str
     current: dict[str, int | float]
-    granted: int | float
-    withdrawn: int | float
-    expired: int | float
+    granted: int | float | None = Field(description="None when withheld (public report).")
+    withdrawn: int | float | None
+    expired: int | float | None
     trend: list[ConsentTrendPoint]
 
 

@@ -6,7 +6,6 @@ this tactful version does not keep the fact, so a report never shows a zero it c
 
 from __future__ import annotations
 
-import importlib
 import json
 from datetime import datetime
 from typing import Any, Literal
@@ -14,6 +13,8 @@ from typing import Any, Literal
 from sqlalchemy import Connection, func, select
 
 from tactful.audit import AuditLog
+from tactful.dp.budget import BudgetLedger
+from tactful.reports.facts import window as _window
 from tactful.reports.model import (
     BudgetDataset,
     BudgetSection,
@@ -23,10 +24,11 @@ from tactful.reports.model import (
     Unavailable,
 )
 from tactful.store import Store, utc
-from tactful.store.tables import AuditEntry, Subject, table_of
+from tactful.store.tables import AuditEntry, DPRelease, Subject, table_of
 
 _audit = table_of(AuditEntry)
 _subject = table_of(Subject)
+_release = table_of(DPRelease)
 
 
 def store_started(conn: Connection) -> datetime | None:
@@ -98,15 +100,15 @@ def retention_facts(
     )
 
 
-def budget_facts(
-    conn: Connection, since: datetime | None, until: datetime | None
-) -> BudgetSection | Unavailable:
-    """Privacy budget per dataset (granted, spent) and releases in the period."""
-    try:
-        budget = importlib.import_module("tactful.dp.budget")
-    except ImportError:
-        return Unavailable(reason="this tactful version keeps no differential privacy budget")
-    statuses = budget.BudgetLedger().all(conn)
+def budget_facts(conn: Connection, since: datetime | None, until: datetime | None) -> BudgetSection:
+    """Privacy budget per dataset (granted, spent) and its releases in the period."""
+    released: dict[str, int] = dict(
+        conn.execute(
+            select(_release.c.dataset, func.count())
+            .where(_window(_release.c.created_at, since, until))
+            .group_by(_release.c.dataset)
+        ).all()
+    )
     return BudgetSection(
         datasets=[
             BudgetDataset(
@@ -114,8 +116,8 @@ def budget_facts(
                 granted=s.total,
                 spent=s.spent,
                 unit="epsilon",
-                releases_in_period=None,
+                releases_in_period=int(released.get(s.dataset, 0)),
             )
-            for s in statuses
+            for s in BudgetLedger().all(conn)
         ]
     )
