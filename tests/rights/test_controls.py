@@ -15,6 +15,10 @@ MARKETING_RULE = """
     description: "marketing e-mails with your consent"
     match: {purposes: [marketing.email], status: [active], consent: given}
     effect: personalized
+  - id: marketing-legitimate-interest
+    description: "a pack that (wrongly) allows marketing without consent"
+    match: {purposes: [marketing.email], status: [active]}
+    effect: personalized
 """
 
 
@@ -69,7 +73,7 @@ def test_objecting_to_profiling_stops_personalization_even_after_a_new_consent(
     seed_small(tf)
     tf.rights.object("u4", "personalization")
     result = tf.recommend("u4")
-    assert result.mode == "non_personalized"
+    assert result.mode == "non_personalized" and result.reasons == ("objection-profiling",)
     assert "f" not in tf.recommend("u3", k=6).item_ids, "their events stopped training"
     tf.consent.grant("u4", ["personalization"])
     assert tf.recommend("u4").mode == "non_personalized", "the objection outweighs consent"
@@ -87,7 +91,8 @@ def test_a_direct_marketing_objection_is_absolute(tmp_path: Path, db_url: str) -
         tf.consent.grant("u1", ["marketing.email"])
         assert tf.recommend("u1", purpose="marketing.email").mode == "personalized"
         tf.rights.object("u1", "marketing.email")
-        assert tf.recommend("u1", purpose="marketing.email").mode == "denied"
+        denied = tf.recommend("u1", purpose="marketing.email")
+        assert denied.mode == "denied" and denied.reasons == ("objection-direct-marketing",)
         tf.consent.grant("u1", ["marketing.email"])
         assert tf.recommend("u1", purpose="marketing.email").mode == "denied"
         assert tf.recommend("u1").mode == "personalized", "other purposes are untouched"

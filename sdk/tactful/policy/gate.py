@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from tactful.audit import AuditLog
-from tactful.consent import AgeRules, ConsentLedger
+from tactful.consent import AgeRules, ConsentLedger, Purpose
 from tactful.errors import ValidationError
 from tactful.policy.engine import CompiledPolicy, Decision, SubjectState
 from tactful.policy.protections import protect
@@ -39,6 +39,37 @@ def settings_filter(read: frozenset[str], settings: Settings) -> frozenset[str]:
         and (settings.use_profile or category_allowed(c, frozenset({BEHAVIOR})))
         and (settings.use_location or not category_allowed(c, frozenset({LOCATION})))
     )
+
+
+DIRECT_MARKETING_DPV = frozenset({"dpv:DirectMarketing", "dpv:PersonalisedAdvertising"})
+
+
+def honor_objection(decision: Decision, purpose: Purpose, state: SubjectState) -> Decision:
+    """Apply an objection (GDPR Art. 21) after the pack's rules; a pack cannot undo it.
+
+    Direct marketing (purpose id `marketing.*` or a DPV marketing concept) is denied outright
+    (Art. 21(3)); a profiling purpose is at most non-personalized. Other purposes lose only the
+    consent the objection outweighs (done in `Gate.state`).
+    """
+    if decision.purpose not in state.objections or decision.outcome == "denied":
+        return decision
+    if decision.purpose.startswith("marketing.") or purpose.dpv in DIRECT_MARKETING_DPV:
+        return replace(
+            decision,
+            outcome="denied",
+            reasons=("objection-direct-marketing",),
+            read=frozenset(),
+            descriptions=("you objected to direct marketing (GDPR Art. 21(3))",),
+        )
+    if purpose.profiling:
+        return replace(
+            decision,
+            outcome="non_personalized",
+            reasons=("objection-profiling",),
+            read=frozenset(),
+            descriptions=("not personalized: you objected to profiling (GDPR Art. 21)",),
+        )
+    return decision
 
 
 class Gate:
@@ -109,6 +140,7 @@ class Gate:
         state, settings = self.state(conn, subject)
         decision = self.policy.decide(purpose, state, ctx)
         decision = protect(decision, self.policy.pack.purposes.get(purpose), state, ctx)
+        decision = honor_objection(decision, self.policy.pack.purposes.get(purpose), state)
         if decision.read:
             purpose_cats = self.policy.pack.purposes.get(purpose).data_categories
             read = settings_filter(narrow(decision.read, purpose_cats), settings)
