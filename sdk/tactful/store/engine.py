@@ -14,6 +14,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from tactful.errors import ConfigurationError
 
+READ_ONLY = "tactful_read_only"
+
 
 def utc(value: datetime) -> datetime:
     """Attach UTC to a naive datetime read back from SQLite; convert aware ones to UTC."""
@@ -62,8 +64,12 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # IMMEDIATE takes the write lock up front, so read-then-write transactions (the audit
-        # chain head, budget reservations) cannot interleave between processes.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # chain head, budget reservations) cannot interleave between processes. Connections
+        # marked read-only (READ_ONLY execution option) take a snapshot without the lock.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def insert_ignore(

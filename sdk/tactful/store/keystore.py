@@ -37,13 +37,22 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import OperationalError
 
-from tactful.crypto import KeyProvider, KeyRing, new_data_key, unwrap_key, wrap_key
+from tactful.crypto import (
+    FieldCipher,
+    KeyProvider,
+    KeyRing,
+    new_data_key,
+    unwrap_key,
+    wrap_aad,
+    wrap_key,
+)
 from tactful.errors import ConfigurationError
-from tactful.store.engine import insert_ignore, make_engine, now
+from tactful.store.engine import READ_ONLY, insert_ignore, make_engine, now
 
 metadata = MetaData()
 
@@ -67,6 +76,7 @@ data_key = Table(
 )
 
 CHUNK = 500
+LOCK_ID = 0x7AC7F02  # PostgreSQL advisory lock serializing the key store's CREATE TABLEs
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +116,11 @@ class KeyStore:
                 dbapi_conn.execute("PRAGMA secure_delete=ON")
 
         try:
-            metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Concurrent openers of a fresh key store must not race on CREATE TABLE.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_ID})
+                metadata.create_all(conn)
         except OperationalError as exc:
             raise ConfigurationError(
                 f"cannot open the key store at {self.url} ({type(exc.orig).__name__}); check "
@@ -114,6 +128,7 @@ class KeyStore:
             ) from None
         self._provider = provider
         self._ring = provider.load()
+        self._kek_ciphers: dict[int, FieldCipher] = {}
 
     def __repr__(self) -> str:
         return f"KeyStore({self.url!r})"
@@ -196,7 +211,7 @@ class KeyStore:
         """The DEKs of these key ids; ids whose key is gone (erased) are absent."""
         out: dict[str, bytes] = {}
         ids = list(key_ids)
-        with self.engine.connect() as conn:
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             for start in range(0, len(ids), CHUNK):
                 rows = conn.execute(
                     select(data_key.c.key_id, data_key.c.kek_version, data_key.c.wrapped).where(
@@ -205,14 +220,17 @@ class KeyStore:
                     )
                 )
                 for r in rows:
-                    out[r.key_id] = unwrap_key(
-                        self.kek(r.kek_version),
-                        r.wrapped,
-                        store_id=store_id,
-                        key_id=r.key_id,
-                        kek_version=r.kek_version,
+                    out[r.key_id] = self._kek_cipher(r.kek_version).decrypt(
+                        r.wrapped, wrap_aad(store_id, r.key_id, r.kek_version)
                     )
         return out
+
+    def _kek_cipher(self, version: int) -> FieldCipher:
+        # One AES-GCM object per KEK version: building it costs more than an unwrap.
+        cipher = self._kek_ciphers.get(version)
+        if cipher is None:
+            cipher = self._kek_ciphers[version] = FieldCipher(self.kek(version))
+        return cipher
 
     def delete(self, store_id: str, key_ids: Collection[str]) -> int:
         """Delete DEKs now (crypto-shredding); committed before the caller's data transaction."""

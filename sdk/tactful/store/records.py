@@ -80,38 +80,55 @@ class Profiles:
 
     def put(self, conn: Connection, subject: SubjectRef, values: Mapping[str, object]) -> None:
         """Validate and write fields (None deletes a field) and their blind indexes."""
-        self.schema.check(values)
-        cipher = self._subjects.cipher(conn, subject)
+        self.put_many(conn, [(subject, values)])
+
+    def put_many(
+        self, conn: Connection, batch: Sequence[tuple[SubjectRef, Mapping[str, object]]]
+    ) -> None:
+        """Validate and write the fields of many subjects, a few statements for the batch."""
+        for _, values in batch:
+            self.schema.check(values)
         stamp = now()
         rows: list[dict[str, object]] = []
         index: list[dict[str, object]] = []
-        gone = [n for n, v in values.items() if v is None]
-        if gone:
-            for table in (_profile, _index):
-                conn.execute(
-                    delete(table).where((table.c.subject_id == subject.id) & table.c.name.in_(gone))
-                )
-        for name, value in values.items():
-            if value is None:
-                continue
-            blob = cipher.encrypt(
-                json.dumps(value).encode(), associated_data(subject.ref, "profile_field", name)
+        keyed = self._subjects.ciphers_of(s for s, _ in batch)
+        for subject, values in batch:
+            gone = [n for n, v in values.items() if v is None]
+            if gone:
+                for table in (_profile, _index):
+                    conn.execute(
+                        delete(table).where(
+                            (table.c.subject_id == subject.id) & table.c.name.in_(gone)
+                        )
+                    )
+            cipher = (
+                keyed[subject.id]
+                if subject.id in keyed
+                else self._subjects.cipher(conn, subject)  # raises: the key is gone
             )
-            rows.append(
-                {
-                    "subject_id": subject.id,
-                    "name": name,
-                    "category": self.schema.category(name),
-                    "ciphertext": blob,
-                    "updated_at": stamp,
-                }
-            )
-            if self.schema.fields[name].searchable:
-                index.append(
-                    {"subject_id": subject.id, "name": name, "digest": self.digest(name, value)}
+            prefix = associated_data(subject.ref, "profile_field", "")
+            for name, value in values.items():
+                if value is None:
+                    continue
+                rows.append(
+                    {
+                        "subject_id": subject.id,
+                        "name": name,
+                        "category": self.schema.fields[name].category,
+                        "ciphertext": cipher.encrypt(
+                            json.dumps(value).encode(), prefix + name.encode()
+                        ),
+                        "updated_at": stamp,
+                    }
                 )
-        upsert(conn, _profile, rows, ["subject_id", "name"])
-        upsert(conn, _index, index, ["subject_id", "name"])
+                if self.schema.fields[name].searchable:
+                    index.append(
+                        {"subject_id": subject.id, "name": name, "digest": self.digest(name, value)}
+                    )
+        for start in range(0, len(rows), 2000):
+            upsert(conn, _profile, rows[start : start + 2000], ["subject_id", "name"])
+        for start in range(0, len(index), 2000):
+            upsert(conn, _index, index[start : start + 2000], ["subject_id", "name"])
 
     def get(
         self,
@@ -257,6 +274,44 @@ class Events:
         if rows:
             conn.execute(_event.insert(), rows)
         return len(rows)
+
+    def record_rows(
+        self, conn: Connection, rows: Iterable[tuple[SubjectRef, str, str, datetime | None]]
+    ) -> int:
+        """Encrypt and insert validated events of many subjects (bulk ingestion)."""
+        stamp = now()
+        out: list[dict[str, object]] = []
+        batch = list(rows)
+        subjects = {r[0].id: r[0] for r in batch}
+        ciphers = {
+            sid: (cipher, associated_data(subjects[sid].ref, "event", ""))
+            for sid, cipher in self._subjects.ciphers_of(subjects.values()).items()
+        }
+        n = 0
+        for subject, item, kind, ts in batch:
+            n += 1
+            if subject.id not in ciphers:
+                self._subjects.cipher(conn, subject)  # raises: this subject's key is gone
+            cipher, prefix = ciphers[subject.id]
+            event_id = uuid.uuid4().hex
+            out.append(
+                {
+                    "id": event_id,
+                    "subject_id": subject.id,
+                    "category": self.category,
+                    "ts": utc(ts) if ts else stamp,
+                    "ciphertext": cipher.encrypt(
+                        json.dumps([item, kind], separators=(",", ":")).encode(),
+                        prefix + event_id.encode(),
+                    ),
+                }
+            )
+            if len(out) >= 5000:
+                conn.execute(_event.insert(), out)
+                out = []
+        if out:
+            conn.execute(_event.insert(), out)
+        return n
 
     def read(self, conn: Connection, subject: SubjectRef) -> list[StoredEvent]:
         """All of the subject's events, oldest first."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, update
@@ -29,6 +30,7 @@ class SubjectRef:
     alias: str
     status: str
     jurisdiction: str | None
+    needs_user_id: bool = False  # created before schema version 2: user id not yet stored
 
 
 def check_user_id(user_id: object) -> str:
@@ -65,12 +67,16 @@ class Subjects:
         ref = self.pseudonym(user_id)
         row = conn.execute(
             select(
-                _subject.c.id, _subject.c.alias, _subject.c.status, _subject.c.jurisdiction
+                _subject.c.id,
+                _subject.c.alias,
+                _subject.c.status,
+                _subject.c.jurisdiction,
+                _subject.c.user_id_ct.is_(None).label("legacy"),
             ).where(_subject.c.ref == ref)
         ).first()
         if row is None:
             return None
-        return SubjectRef(row.id, ref, row.alias, row.status, row.jurisdiction)
+        return SubjectRef(row.id, ref, row.alias, row.status, row.jurisdiction, bool(row.legacy))
 
     def get(self, conn: Connection, user_id: str) -> SubjectRef:
         """The live subject of this user id; SubjectNotFound if none."""
@@ -98,9 +104,42 @@ class Subjects:
                     .where(_subject.c.id == found.id)
                     .values(jurisdiction=jurisdiction)
                 )
-                return SubjectRef(found.id, found.ref, found.alias, found.status, jurisdiction)
+                return SubjectRef(
+                    found.id,
+                    found.ref,
+                    found.alias,
+                    found.status,
+                    jurisdiction,
+                    found.needs_user_id,
+                )
             return found
         return self.create_many(conn, {user_id: jurisdiction})[user_id]
+
+    def resolve_many(self, conn: Connection, users: Iterable[str]) -> dict[str, SubjectRef]:
+        """The subjects of many user ids, creating those that have none (bulk ingestion)."""
+        refs = {u: self.pseudonym(u) for u in dict.fromkeys(users)}
+        out: dict[str, SubjectRef] = {}
+        by_ref = {r: u for u, r in refs.items()}
+        ref_list = list(by_ref)
+        for start in range(0, len(ref_list), 500):
+            rows = conn.execute(
+                select(
+                    _subject.c.id,
+                    _subject.c.ref,
+                    _subject.c.alias,
+                    _subject.c.status,
+                    _subject.c.jurisdiction,
+                    _subject.c.user_id_ct.is_(None).label("legacy"),
+                ).where(_subject.c.ref.in_(ref_list[start : start + 500]))
+            )
+            for r in rows:
+                out[by_ref[r.ref]] = SubjectRef(
+                    r.id, r.ref, r.alias, r.status, r.jurisdiction, bool(r.legacy)
+                )
+        missing: dict[str, str | None] = {u: None for u in refs if u not in out}
+        if missing:
+            out.update(self.create_many(conn, missing))
+        return out
 
     def create_many(self, conn: Connection, users: dict[str, str | None]) -> dict[str, SubjectRef]:
         """Create subjects for user ids that have none (bulk ingestion); returns all of them."""
@@ -164,6 +203,8 @@ class Subjects:
 
     def remember_user_id(self, conn: Connection, subject: SubjectRef, user_id: str) -> None:
         """Store the encrypted user id of a subject created before schema version 2."""
+        if not subject.needs_user_id:
+            return
         blob = self.seal(conn, subject, "subject", "user_id", user_id.encode("utf-8"))
         conn.execute(
             update(_subject)
@@ -197,6 +238,24 @@ class Subjects:
         """Decrypt what `seal` produced for the same (subject, table, field)."""
         aad = associated_data(subject.ref, table, field)
         return self.cipher(conn, subject).decrypt(blob, aad)
+
+    def ciphers_of(self, subjects: Iterable[SubjectRef]) -> dict[int, FieldCipher]:
+        """Field ciphers of resolved subjects, unwrapping the uncached DEKs in one batch.
+
+        Subjects whose key is gone (erased) are absent.
+        """
+        out: dict[int, FieldCipher] = {}
+        missing: dict[str, int] = {}
+        for subject in subjects:
+            cached = self._ciphers.get(subject.id)
+            if cached is not None:
+                out[subject.id] = cached
+            else:
+                missing[subject.alias] = subject.id
+        if missing:
+            for alias, dek in self.keystore.unwrap(self.store_id, list(missing)).items():
+                out[missing[alias]] = self._remember(missing[alias], FieldCipher(dek))
+        return out
 
     def ciphers_for(
         self, conn: Connection, subject_ids: list[int]

@@ -1,0 +1,343 @@
+"""Benchmark: the encrypted store against plain SQLAlchemy tables with the same columns.
+
+Measured in one run, on the same engine settings (tactful's SQLite set-up: WAL, BEGIN
+IMMEDIATE, synchronous=NORMAL):
+
+1. Profiles: N users x 4 fields written in batches of 1,000 users per transaction
+   (`tf.profiles.put_many`) vs the same rows in plaintext tables; then every user read back
+   one by one (`tf.profiles.get`, one transaction each, data key cache cold) vs a plain select.
+2. Events: 10 x N events written in batches of 10,000 per transaction
+   (`tf.events.record_batch`) vs plaintext inserts; then all read back for training
+   (`Events.bundles`, grouped per user and decrypted) vs a plain ordered select.
+3. Bulk ingestion on PostgreSQL (with --pg): the same event batches, events/s and ratio.
+4. Key rotation: `tf.keys.rotate()` rewrapping the N data keys (no data re-encryption).
+
+    python bench/bench_store.py                 # full size: 100,000 profiles, 1,000,000 events
+    python bench/bench_store.py --scale 0.05    # quicker
+    TACTFUL_TEST_POSTGRES_URL=postgresql://127.0.0.1:5432/test python bench/bench_store.py --pg
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tactful import Tactful
+from tactful.store.engine import make_engine, utc
+
+REPO = Path(__file__).resolve().parents[1]
+POLICIES = REPO / "policies"
+ITEMS = [f"item{n}" for n in range(5000)]
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+meta = MetaData()
+plain_subject = Table(
+    "plain_subject",
+    meta,
+    Column("id", Integer, primary_key=True),
+    Column("ref", String(256), unique=True, index=True),
+    Column("alias", String(32), unique=True),
+    Column("status", String(16)),
+    Column("created_at", DateTime(timezone=True)),
+)
+plain_profile = Table(
+    "plain_profile",
+    meta,
+    Column("subject_id", Integer, primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("category", String(128)),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True)),
+)
+plain_event = Table(
+    "plain_event",
+    meta,
+    Column("id", String(32), primary_key=True),
+    Column("subject_id", Integer),
+    Column("category", String(128)),
+    Column("ts", DateTime(timezone=True), index=True),
+    Column("payload", Text, nullable=False),
+    Index("ix_plain_event_subject_ts", "subject_id", "ts"),
+)
+CATEGORY = {
+    "country": "user.location.country",
+    "age_range": "user.demographic.age_range",
+    "email": "user.contact.email",
+    "display_name": "user.contact.name",
+}
+
+
+class Plain:
+    """The baseline: the same columns in plaintext, the same batches, Core statements."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        meta.create_all(engine)
+
+    def _subjects(self, conn: Any, users: list[str]) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        for start in range(0, len(users), 500):
+            rows = conn.execute(
+                select(plain_subject.c.id, plain_subject.c.ref).where(
+                    plain_subject.c.ref.in_(users[start : start + 500])
+                )
+            )
+            ids.update({r.ref: r.id for r in rows})
+        missing = [u for u in users if u not in ids]
+        if missing:
+            stamp = datetime.now(UTC)
+            conn.execute(
+                plain_subject.insert(),
+                [
+                    {"ref": u, "alias": uuid.uuid4().hex, "status": "active", "created_at": stamp}
+                    for u in missing
+                ],
+            )
+            return self._subjects(conn, users)
+        return ids
+
+    def put_many(self, profiles: dict[str, dict[str, object]]) -> None:
+        with self.engine.begin() as conn:
+            ids = self._subjects(conn, list(profiles))
+            stamp = datetime.now(UTC)
+            rows = [
+                {
+                    "subject_id": ids[u],
+                    "name": n,
+                    "category": CATEGORY[n],
+                    "value": json.dumps(v),
+                    "updated_at": stamp,
+                }
+                for u, values in profiles.items()
+                for n, v in values.items()
+            ]
+            insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+            for start in range(0, len(rows), 2000):
+                stmt = insert(plain_profile).values(rows[start : start + 2000])
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["subject_id", "name"],
+                        set_={
+                            "value": stmt.excluded.value,
+                            "category": stmt.excluded.category,
+                            "updated_at": stmt.excluded.updated_at,
+                        },
+                    )
+                )
+
+    def get(self, user: str) -> dict[str, object]:
+        with self.engine.begin() as conn:
+            sid = conn.execute(
+                select(plain_subject.c.id).where(plain_subject.c.ref == user)
+            ).scalar_one()
+            rows = conn.execute(
+                select(plain_profile.c.name, plain_profile.c.value)
+                .where(plain_profile.c.subject_id == sid)
+                .order_by(plain_profile.c.name)
+            )
+            return {r.name: json.loads(r.value) for r in rows}
+
+    def record_batch(self, events: list[tuple[str, str, str, datetime | None]]) -> None:
+        with self.engine.begin() as conn:
+            ids = self._subjects(conn, list(dict.fromkeys(u for u, _, _, _ in events)))
+            rows = [
+                {
+                    "id": uuid.uuid4().hex,
+                    "subject_id": ids[u],
+                    "category": "user.behavior.interaction",
+                    "ts": ts,
+                    "payload": json.dumps([item, kind], separators=(",", ":")),
+                }
+                for u, item, kind, ts in events
+            ]
+            for start in range(0, len(rows), 5000):
+                conn.execute(plain_event.insert(), rows[start : start + 5000])
+
+    def bundles(self) -> int:
+        n = 0
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(select(plain_subject.c.id).order_by(plain_subject.c.id)))
+            sids = [r.id for r in ids]
+            for start in range(0, len(sids), 500):
+                rows = conn.execute(
+                    select(
+                        plain_event.c.subject_id,
+                        plain_event.c.id,
+                        plain_event.c.ts,
+                        plain_event.c.payload,
+                    )
+                    .where(plain_event.c.subject_id.in_(sids[start : start + 500]))
+                    .order_by(plain_event.c.subject_id, plain_event.c.ts, plain_event.c.id)
+                )
+                bucket: dict[int, list[tuple[str, str, datetime]]] = {}
+                for sid, _id, ts, payload in rows:
+                    item, kind = json.loads(payload)
+                    # The same tz-aware UTC time tactful hands back (SQLite stores it naive).
+                    bucket.setdefault(sid, []).append((item, kind, utc(ts)))
+                    n += 1
+        return n
+
+
+def tactful_bundles(tf: Tactful) -> int:
+    store = tf._store
+    n = 0
+    with store.begin() as conn:
+        ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM subject ORDER BY id")]
+        for _sid, events in store.events.bundles(conn, ids):
+            n += len(events)
+    return n
+
+
+def profiles_of(users: list[str]) -> dict[str, dict[str, object]]:
+    return {
+        u: {
+            "country": "DE",
+            "age_range": "25-34",
+            "email": f"{u}@example.org",
+            "display_name": f"Name {u}",
+        }
+        for u in users
+    }
+
+
+def events_of(n_users: int, n_events: int) -> Iterator[list[tuple[str, str, str, datetime | None]]]:
+    batch: list[tuple[str, str, str, datetime | None]] = []
+    for i in range(n_events):
+        batch.append(
+            (
+                f"user{i % n_users}",
+                ITEMS[(i * 7) % len(ITEMS)],
+                "view",
+                START + timedelta(seconds=i),
+            )
+        )
+        if len(batch) == 10_000:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@contextmanager
+def timed(results: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    results[name] = time.perf_counter() - start
+
+
+def run(url: str, plain_url: str, home: Path, n_users: int, n_events: int, label: str) -> None:
+    tf = Tactful.open(db_url=url, key_file=home / "master.key", policies=POLICIES)
+    plain = Plain(make_engine(plain_url))
+    users = [f"user{i}" for i in range(n_users)]
+    r: dict[str, float] = {}
+    batches = [users[i : i + 1000] for i in range(0, n_users, 1000)]
+    with timed(r, "profiles write tactful"):
+        for b in batches:
+            tf.profiles.put_many(profiles_of(b))
+    with timed(r, "profiles write plain"):
+        for b in batches:
+            plain.put_many(profiles_of(b))
+    tf._store.subjects.clear_cache()
+    with timed(r, "profiles read tactful"):
+        for u in users:
+            tf.profiles.get(u)
+    with timed(r, "profiles read plain"):
+        for u in users:
+            plain.get(u)
+    with timed(r, "events write tactful"):
+        for batch in events_of(n_users, n_events):
+            tf.events.record_batch(batch)
+    with timed(r, "events write plain"):
+        for batch in events_of(n_users, n_events):
+            plain.record_batch(batch)
+    tf._store.subjects.clear_cache()
+    with timed(r, "events read tactful"):
+        got = tactful_bundles(tf)
+    with timed(r, "events read plain"):
+        want = plain.bundles()
+    assert got == want == n_events, (got, want)
+    with timed(r, "rotate tactful"):
+        report = tf.keys.rotate(batch_size=5000)
+    assert report.rewrapped == n_users
+
+    print(f"\n## {label}: {n_users:,} profiles, {n_events:,} events")
+    print(f"{'operation':<18}{'tactful s':>11}{'plain s':>10}{'ratio':>8}{'tactful/s':>14}")
+    for op, count in (
+        ("profiles write", n_users),
+        ("profiles read", n_users),
+        ("events write", n_events),
+        ("events read", n_events),
+    ):
+        t, p = r[f"{op} tactful"], r[f"{op} plain"]
+        print(f"{op:<18}{t:>11.2f}{p:>10.2f}{t / p:>7.2f}x{count / t:>14,.0f}")
+    rot = r["rotate tactful"]
+    print(f"{'rewrap DEKs':<18}{rot:>11.2f}{'-':>10}{'-':>8}{n_users / rot:>14,.0f}")
+    tf.close()
+    plain.engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 100k profiles, 1M events")
+    parser.add_argument("--pg", action="store_true", help="also run on PostgreSQL")
+    args = parser.parse_args()
+    n_users = max(1000, int(100_000 * args.scale))
+    n_events = max(10_000, int(1_000_000 * args.scale))
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        run(
+            f"sqlite:///{home / 'tactful.db'}",
+            f"sqlite:///{home / 'plain.db'}",
+            home,
+            n_users,
+            n_events,
+            "SQLite",
+        )
+        if args.pg:
+            pg = os.environ["TACTFUL_TEST_POSTGRES_URL"]
+            pg_run(pg, home / "pg", n_users, n_events)
+
+
+def pg_run(pg: str, home: Path, n_users: int, n_events: int) -> None:
+    import psycopg
+
+    schemas = ["bt_" + uuid.uuid4().hex[:8], "bp_" + uuid.uuid4().hex[:8]]
+    with psycopg.connect(pg, autocommit=True) as conn:
+        for s in schemas:
+            conn.execute(f'CREATE SCHEMA "{s}"')
+    try:
+        url = f"{pg}?options=-csearch_path%3D{schemas[0]}"
+        plain_url = "postgresql+psycopg://" + pg.split("://", 1)[1]
+        plain_url += f"?options=-csearch_path%3D{schemas[1]}"
+        run(url, plain_url, home, n_users, n_events, "PostgreSQL")
+    finally:
+        with psycopg.connect(pg, autocommit=True) as conn:
+            for s in schemas:
+                conn.execute(f'DROP SCHEMA "{s}" CASCADE')
+
+
+if __name__ == "__main__":
+    main()
