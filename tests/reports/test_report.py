@@ -171,9 +171,16 @@ def test_public_release_is_close_to_the_truth_at_scale(tf: Tactful) -> None:
     for i in range(400):
         tf.consent.grant(f"user-{i}", "personalization", at=t - timedelta(days=1))
     tf.aggregates.grant("reports", 10.0, operator="dpo")
-    released = tf.report(public=True, epsilon=2.0).report.consent.purposes
+    released = tf.report(public=True, epsilon=1.0).report.consent.purposes
     given = next(p for p in released if p.purpose == "personalization").current["given"]
-    assert abs(given - 400) < 60  # P(|noise| >= 60) < 1e-10 at scale 2.5
+    assert abs(given - 400) < 80  # scale = 5 purposes / epsilon 1: P(|noise| >= 80) < 1e-6
+
+
+def test_public_epsilon_above_the_packs_cap_is_refused(tf: Tactful) -> None:
+    tf.aggregates.grant("reports", 10.0, operator="dpo")
+    with pytest.raises(ValidationError, match="max_epsilon_per_release"):
+        tf.report(public=True, epsilon=5.0)
+    assert tf.aggregates.budget("reports").spent == 0
 
 
 @pytest.mark.parametrize(

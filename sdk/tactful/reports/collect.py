@@ -70,10 +70,14 @@ def collect(
     differential privacy, charging `epsilon` to the `reports` budget (BudgetExhausted if short).
     """
     check_period(since, until)
-    if public and not (isinstance(epsilon, int | float) and 0 < epsilon <= MAX_EPSILON):
+    # The pack's cap on one DP release (pack.yaml `max_epsilon_per_release`) applies here too.
+    cap = float(getattr(pack.meta, "max_epsilon_per_release", MAX_EPSILON))
+    if public and not (
+        isinstance(epsilon, int | float) and not isinstance(epsilon, bool) and 0 < epsilon <= cap
+    ):
         raise ValidationError(
-            f"epsilon of a public report must be a number in (0, {MAX_EPSILON:g}]; "
-            "smaller is more private"
+            f"epsilon of a public report must be a number in (0, {cap:g}] (the policy pack's "
+            "max_epsilon_per_release); smaller is more private"
         )
     moment = now()
     start = since or store_started(conn) or moment
