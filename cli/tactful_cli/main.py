@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from tactful import Tactful, TactfulError
+from tactful_cli.budget import budget_app
 from tactful_cli.keys import keys_app
 from tactful_cli.requests import requests_app
 from tactful_cli.retention import retention_app
@@ -31,6 +32,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(requests_app, name="requests")
 register_rights(app)
 app.add_typer(retention_app, name="retention")
+app.add_typer(budget_app, name="budget")
 
 out = Console()
 err = Console(stderr=True)

@@ -79,3 +79,5 @@ class PackMeta(BaseModel):
     version: str
     controller: Controller
     non_personalized_fallback: Literal["popularity"] = "popularity"
+    # The most epsilon one differentially private release may spend (tactful.dp rejects more).
+    max_epsilon_per_release: float = Field(default=1.0, gt=0, le=10)
