@@ -10,7 +10,7 @@ from sqlalchemy import text
 from tactful import BudgetExhausted, Tactful, ValidationError
 from tactful.reports import Unavailable
 from tactful.reports.model import DPRelease
-from tests.reports.conftest import Truth
+from tests.reports.conftest import DAY, Truth
 
 
 def test_decisions_by_purpose_outcome_reasons_and_categories_match_the_calls(
@@ -198,3 +198,24 @@ def test_bad_period_is_refused_and_nothing_is_audited(
     with pytest.raises(ValidationError, match=message):
         tf.report(since=since, until=until)
     assert tf.audit.verify().entries == before
+
+
+def test_extended_and_paused_requests_move_their_deadlines_in_the_report(tf: Tactful) -> None:
+    t = datetime.now(UTC)
+    tf.consent.grant("ann", "personalization")
+    tf.consent.grant("bob", "personalization")
+    extended = tf.rights.requests.open("access", "ann", received_at=t - timedelta(days=40))
+    tf.rights.requests.extend(extended.id, "complex request", by=1)
+    paused = tf.rights.requests.open(
+        "erasure", "bob", profile="ccpa", identity_verified=False, received_at=t - 50 * DAY
+    )
+    req = tf.report().report.requests
+    by_id = {o.id: o for o in req.open}
+    # One calendar month + one month of extension from t-40d: about 21 days left, not overdue.
+    assert by_id[extended.id].extended and 19 <= by_id[extended.id].days_left <= 22
+    assert by_id[extended.id].profile == "gdpr"
+    # Paused since it arrived: the 45 days have not started to run.
+    assert by_id[paused.id].status == "paused" and by_id[paused.id].profile == "ccpa"
+    assert by_id[paused.id].days_left == pytest.approx(45, abs=0.01)
+    assert req.overdue == []
+    assert {t.type: t.extended for t in req.by_type} == {"access": 1, "erasure": 0}

@@ -38,11 +38,18 @@ from tactful.reports.model import (
     RequestTypeFacts,
 )
 from tactful.store import utc
-from tactful.store.tables import AuditEntry, ConsentRecord, RightsRequest, table_of
+from tactful.store.tables import (
+    AuditEntry,
+    ConsentRecord,
+    RequestDetail,
+    RightsRequest,
+    table_of,
+)
 
 _audit = table_of(AuditEntry)
 _consent = table_of(ConsentRecord)
 _requests = table_of(RightsRequest)
+_detail = table_of(RequestDetail)
 OUTCOMES = ("personalized", "non_personalized", "denied")
 Bucket = str  # "day" | "week" | "month"
 
@@ -244,11 +251,13 @@ def requests(
 ) -> RequestsSection:
     """Requests received/completed in the period per type, and those open now with days left.
 
-    A request is on time when completed by its due date (which includes any extension).
+    A request is on time when completed by its due date (which includes any extension and
+    identity-check pause); an open request paused now has its deadline moved by the pause so far.
     """
     received: Counter[str] = Counter()
     completed: Counter[str] = Counter()
     late: Counter[str] = Counter()
+    extended: Counter[str] = Counter()
     days: dict[str, list[float]] = {}
     open_now: list[OpenRequest] = []
     in_period = window(_requests.c.received_at, since, until)
@@ -263,19 +272,29 @@ def requests(
             _requests.c.completed_at,
             in_period.label("received_in"),
             and_(_requests.c.completed_at.is_not(None), done_in_period).label("done_in"),
-        ).where(or_(in_period, done_in_period, _requests.c.completed_at.is_(None)))
+            _detail.c.profile,
+            _detail.c.extension,
+            _detail.c.paused_at,
+        )
+        .select_from(_requests.outerjoin(_detail, _detail.c.request_id == _requests.c.id))
+        .where(or_(in_period, done_in_period, _requests.c.completed_at.is_(None)))
     )
-    for rid, kind, status, got, due, done, received_in, done_in in rows:
+    for rid, kind, status, got, due, done, received_in, done_in, profile, ext, paused in rows:
         got, due = utc(got), utc(due)
         if received_in:
             received[kind] += 1
+            extended[kind] += bool(ext)
         if done is None:
+            if paused is not None:  # the clock stops while the requester's identity is checked
+                due += moment - utc(paused)
             left = (due - moment).total_seconds() / 86400
             open_now.append(
                 OpenRequest(
                     id=rid,
                     type=kind,
                     status=status,
+                    profile=profile or "gdpr",
+                    extended=bool(ext),
                     received_at=got,
                     due_at=due,
                     days_left=round(left, 2),
@@ -294,6 +313,7 @@ def requests(
             completed=completed[k],
             on_time=completed[k] - late[k],
             late=late[k],
+            extended=extended[k],
             median_days_to_complete=round(statistics.median(days[k]), 2) if k in days else None,
             open=open_count[k],
         )

@@ -11,6 +11,7 @@ from tactful.reports.model import (
     BudgetSection,
     Checkpoint,
     KeyFacts,
+    OpenRequest,
     Report,
     RetentionRun,
     Unavailable,
@@ -230,7 +231,16 @@ def _requests(r: Report) -> Section:
     s = Section("requests", "Data subject requests")
     s.blocks.append(
         Table(
-            ["type", "received", "completed", "on time", "late", "median days", "open now"],
+            [
+                "type",
+                "received",
+                "completed",
+                "on time",
+                "late",
+                "median days",
+                "open now",
+                "extended",
+            ],
             [
                 [
                     t.type,
@@ -240,6 +250,7 @@ def _requests(r: Report) -> Section:
                     n(t.late),
                     n(t.median_days_to_complete),
                     n(t.open),
+                    n(t.extended),
                 ]
                 for t in req.by_type
             ],
@@ -266,9 +277,17 @@ def _requests(r: Report) -> Section:
     if req.overdue:
         s.blocks.append(
             Table(
-                ["request id", "type", "status", "received", "due", "days overdue"],
+                ["request id", "type", "rules", "status", "received", "due", "days overdue"],
                 [
-                    [o.id, o.type, o.status, when(o.received_at), when(o.due_at), n(-o.days_left)]
+                    [
+                        o.id,
+                        o.type,
+                        _rules(o),
+                        o.status,
+                        when(o.received_at),
+                        when(o.due_at),
+                        n(-o.days_left),
+                    ]
                     for o in req.overdue
                 ],
             )
@@ -277,11 +296,18 @@ def _requests(r: Report) -> Section:
     if upcoming:
         s.blocks.append(
             Table(
-                ["open request id", "type", "status", "due", "days left"],
-                [[o.id, o.type, o.status, when(o.due_at), n(o.days_left)] for o in upcoming],
+                ["open request id", "type", "rules", "status", "due", "days left"],
+                [
+                    [o.id, o.type, _rules(o), o.status, when(o.due_at), n(o.days_left)]
+                    for o in upcoming
+                ],
             )
         )
     return s
+
+
+def _rules(o: OpenRequest) -> str:
+    return o.profile.upper() + (", extended" if o.extended else "")
 
 
 def _decisions(r: Report) -> Section:

@@ -157,6 +157,7 @@ class RequestTypeFacts(_Frozen):
     completed: int
     on_time: int
     late: int
+    extended: int = Field(description="Received in the period and given a deadline extension.")
     median_days_to_complete: float | None
     open: int = Field(description="Open now, whenever received.")
 
@@ -167,6 +168,8 @@ class OpenRequest(_Frozen):
     id: str
     type: str
     status: str = Field(description="open, or paused while the requester's identity is checked.")
+    profile: str = Field(description="Deadline rules: gdpr (one month) or ccpa (45 days).")
+    extended: bool
     received_at: datetime
     due_at: datetime
     days_left: float = Field(description="Negative once overdue.")
