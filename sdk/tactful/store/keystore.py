@@ -75,6 +75,9 @@ data_key = Table(
     Index("ix_data_key_version", "store_id", "kek_version"),
 )
 
+_ONE_KEY = select(data_key.c.kek_version, data_key.c.wrapped).where(
+    (data_key.c.store_id == bindparam("s")) & (data_key.c.key_id == bindparam("k"))
+)
 CHUNK = 500
 LOCK_ID = 0x7AC7F02  # PostgreSQL advisory lock serializing the key store's CREATE TABLEs
 
@@ -211,6 +214,14 @@ class KeyStore:
         """The DEKs of these key ids; ids whose key is gone (erased) are absent."""
         out: dict[str, bytes] = {}
         ids = list(key_ids)
+        if len(ids) == 1:  # the per-read path: one prebuilt statement
+            with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+                row = conn.execute(_ONE_KEY, {"s": store_id, "k": ids[0]}).first()
+            if row is not None:
+                out[ids[0]] = self._kek_cipher(row.kek_version).decrypt(
+                    row.wrapped, wrap_aad(store_id, ids[0], row.kek_version)
+                )
+            return out
         with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             for start in range(0, len(ids), CHUNK):
                 rows = conn.execute(

@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Table, delete, func, select
+from sqlalchemy import Connection, Table, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tactful.crypto import FieldCipher, associated_data, blind_index
@@ -22,6 +22,12 @@ _profile = table_of(ProfileField)
 _index = table_of(BlindIndex)
 _event = table_of(Event)
 _catalog = table_of(CatalogEntry)
+
+_ALL_FIELDS = (
+    select(_profile.c.name, _profile.c.category, _profile.c.ciphertext)
+    .where(_profile.c.subject_id == bindparam("sid"))
+    .order_by(_profile.c.name)
+)
 
 MAX_ITEM_ID = 128
 MAX_KIND = 32
@@ -142,13 +148,15 @@ class Profiles:
 
         Only the selected rows are read and decrypted.
         """
-        query = select(_profile.c.name, _profile.c.category, _profile.c.ciphertext).where(
-            _profile.c.subject_id == subject.id
-        )
-        if fields is not None:
+        if fields is None:
+            rows = conn.execute(_ALL_FIELDS, {"sid": subject.id}).all()
+        else:
             self.schema.check_names(fields)
-            query = query.where(_profile.c.name.in_(list(fields)))
-        rows = conn.execute(query.order_by(_profile.c.name)).all()
+            rows = conn.execute(
+                select(_profile.c.name, _profile.c.category, _profile.c.ciphertext)
+                .where((_profile.c.subject_id == subject.id) & _profile.c.name.in_(list(fields)))
+                .order_by(_profile.c.name)
+            ).all()
         wanted = [r for r in rows if categories is None or category_allowed(r.category, categories)]
         if not wanted:
             return {}

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from tactful.crypto import FieldCipher, KeyRing, associated_data, pseudonym
 from tactful.errors import SubjectNotFound, ValidationError
@@ -19,6 +19,13 @@ MAX_USER_ID = 256
 CIPHER_CACHE = 4096
 
 _subject = table_of(Subject)
+_FIND = select(
+    _subject.c.id,
+    _subject.c.alias,
+    _subject.c.status,
+    _subject.c.jurisdiction,
+    _subject.c.user_id_ct.is_(None).label("legacy"),
+).where(_subject.c.ref == bindparam("ref"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +72,7 @@ class Subjects:
     def find(self, conn: Connection, user_id: str) -> SubjectRef | None:
         """The live subject of this user id, or None."""
         ref = self.pseudonym(user_id)
-        row = conn.execute(
-            select(
-                _subject.c.id,
-                _subject.c.alias,
-                _subject.c.status,
-                _subject.c.jurisdiction,
-                _subject.c.user_id_ct.is_(None).label("legacy"),
-            ).where(_subject.c.ref == ref)
-        ).first()
+        row = conn.execute(_FIND, {"ref": ref}).first()
         if row is None:
             return None
         return SubjectRef(row.id, ref, row.alias, row.status, row.jurisdiction, bool(row.legacy))
