@@ -6,7 +6,7 @@ Open a store with `Tactful.open()`, record profiles, events and consent, and ask
 
 from tactful.audit import AuditVerdict
 from tactful.client import Tactful
-from tactful.consent import ConsentReceipt, PurposeConsent
+from tactful.consent import ConsentReceipt, PurposeConsent, SignalOutcome
 from tactful.crypto import EnvKeyProvider, FileKeyProvider, KeyProvider, KeyRing
 from tactful.dp import BudgetStatus, Estimate, Release, ReleaseRecord
 from tactful.errors import (
@@ -63,6 +63,7 @@ __all__ = [
     "RetentionReport",
     "RotationReport",
     "Settings",
+    "SignalOutcome",
     "SubjectErased",
     "SubjectNotFound",
     "Tactful",

@@ -123,3 +123,15 @@ def test_material_notice_change_needs_renewed_consent(db_url: str, tmp_path: Pat
         tf.consent.grant("u1", "personalization", notice_version="2026-06")
         assert tf.consent.status("u1")["personalization"].state == "given"
         assert tf.recommend("u1").mode == "personalized"
+
+
+def test_age_table_and_signal_map_are_part_of_the_policy_hash(tmp_path: Path) -> None:
+    from tactful.policy import load_pack
+
+    pack = tmp_path / "pack"
+    shutil.copytree(POLICIES, pack)
+    before = load_pack(pack).content_hash
+    (pack / "age_of_consent.yaml").write_text("default: 15\n")
+    after_age = load_pack(pack).content_hash
+    (pack / "signals.yaml").write_text("gpc: {opt_out: []}\n")
+    assert len({before, after_age, load_pack(pack).content_hash}) == 3

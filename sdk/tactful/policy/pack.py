@@ -18,6 +18,9 @@ from tactful.policy.model import PackMeta, RuleFile
 from tactful.store import ProfileSchema
 
 FILES = ("pack.yaml", "purposes.yaml", "fields.yaml", "rules.yaml")
+# Read by tactful.consent (age of digital consent, signal mapping); hashed when present so a
+# change to them changes the policy hash recorded in every decision.
+OPTIONAL_FILES = ("age_of_consent.yaml", "signals.yaml")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -63,6 +66,9 @@ def load_pack(directory: Path | None = None) -> PolicyPack:
     digest = hashlib.sha256()
     for name in FILES:
         digest.update(name.encode() + b"\0" + raw[name] + b"\0")
+    for name in OPTIONAL_FILES:
+        if (root / name).is_file():
+            digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
     meta = _parse(root / "pack.yaml", raw["pack.yaml"], PackMeta)
     purposes = _parse(root / "purposes.yaml", raw["purposes.yaml"], PurposeCatalog)
     schema = _parse(root / "fields.yaml", raw["fields.yaml"], ProfileSchema)
