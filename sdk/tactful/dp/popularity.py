@@ -14,6 +14,7 @@ from sqlalchemy import Connection, select
 
 from tactful.dp.budget import MICRO
 from tactful.dp.plan import Release, ReleaseRecord
+from tactful.errors import ValidationError
 from tactful.store import Store, now, utc
 from tactful.store.tables import DPRelease, table_of
 
@@ -37,7 +38,7 @@ class DPPopularity:
     def release(
         self,
         *,
-        k: int = 100,
+        k: int = 50,
         epsilon: float,
         max_contributions: int | None = None,
         purpose: str = DEFAULT_PURPOSE,
@@ -46,7 +47,9 @@ class DPPopularity:
         """Release the DP top-k item list that the gate's non-personalized mode serves.
 
         Charged to its own dataset (default 'popularity'); the latest one is cached in the
-        store and used by every non-personalized recommendation from then on.
+        store and used by every non-personalized recommendation from then on. The selection
+        noise grows with k (scale about k / epsilon), so ask for no more items than the
+        non-personalized pages show.
         """
         return self._aggregates.top_k(
             "events",
@@ -62,7 +65,7 @@ class DPPopularity:
         self,
         *,
         every: timedelta = timedelta(days=1),
-        k: int = 100,
+        k: int = 50,
         epsilon: float,
         max_contributions: int | None = None,
         purpose: str = DEFAULT_PURPOSE,
@@ -70,6 +73,8 @@ class DPPopularity:
     ) -> ReleaseRecord:
         """The scheduled release: a new DP popularity list only if the latest is older than
         `every` (run it from cron or a scheduler); returns the record in use."""
+        if not isinstance(every, timedelta) or every <= timedelta(0):
+            raise ValidationError("every must be a positive timedelta, e.g. timedelta(days=1)")
         with self._store.begin() as conn:
             latest = self._latest(conn, dataset)
         if latest is not None and now() - utc(latest.created_at) < every:
