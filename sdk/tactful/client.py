@@ -192,6 +192,14 @@ class Tactful:
             recommender = "none"
             if decision.outcome == "personalized" and subject is not None:
                 view = self._view(conn, subject, decision)
+                # The request context (device, time of day) is the app's, given for this call
+                # and never stored: the rules of the hybrid read it from the view.
+                view = MinimizedView(
+                    fields=view.fields,
+                    history=view.history,
+                    context=dict(context or {}),
+                    categories_read=view.categories_read,
+                )
                 used = view.categories_read
                 exclude = self._models.excluded(
                     decision.exclude_item_categories | frozenset(settings.excluded_topics),

@@ -9,28 +9,46 @@ import scipy.sparse as sp
 
 from tactful.recommend.types import CatalogItem, Interaction, MinimizedView, ScoredItem
 
+# Up to this many items the counts live in a dense float64 matrix (4096² is 128 MiB; ML-100K's
+# 1682 items take 22 MiB): one contributor is then an O(m²) in-place update for m items.
+DENSE_MAX = 4096
+
 
 class ItemItemRecommender:
     """Recommends items that co-occur with the user's history across contributors.
 
     State: C = XᵀX, the co-occurrence counts of the binary contributor x item matrix (the
-    diagonal holds each item's contributor count). Similarity: C_ij / (sqrt(C_ii C_jj) + shrinkage),
-    keeping each item's `neighbors` most similar items. `learn`/`forget` add/subtract one
-    contributor's outer product xxᵀ, so the state equals a refit without that contributor.
+    diagonal holds each item's contributor count). Similarity:
+    C_ij / (sqrt(C_ii C_jj) + shrinkage), keeping each item's `neighbors` most similar items
+    (and any tied with the last). `learn`/`forget` add/subtract one contributor's outer
+    product xxᵀ in O(m²) for m items, so the state equals a refit without that contributor;
+    similarity rows are computed lazily for the items a query needs and dropped when the
+    counts change. With `history_half_life` (in events), a history item's vote halves for
+    every that many later events, so recent taste weighs more.
     """
 
     name = "item_item"
 
-    def __init__(self, neighbors: int = 50, shrinkage: float = 10.0) -> None:
+    def __init__(
+        self,
+        neighbors: int = 50,
+        shrinkage: float = 10.0,
+        history_half_life: float | None = None,
+    ) -> None:
         if neighbors < 1 or shrinkage < 0:
             raise ValueError("neighbors must be >= 1 and shrinkage >= 0")
+        if history_half_life is not None and history_half_life <= 0:
+            raise ValueError("history_half_life must be positive (or None for equal weights)")
         self.neighbors = neighbors
         self.shrinkage = shrinkage
+        self.history_half_life = history_half_life
         self.index: dict[str, int] = {}
         self.items: list[str] = []
         self.titles: dict[str, str] = {}
-        self.cooc = sp.csr_matrix((0, 0), dtype=np.float64)
-        self._sim: sp.csr_matrix | None = None
+        self._dense: np.ndarray | None = np.zeros((0, 0))
+        self._sparse = sp.csr_matrix((0, 0), dtype=np.float64)
+        self._pending: list[tuple[np.ndarray, float]] = []
+        self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _indices(self, bundle: Sequence[Interaction], grow: bool) -> np.ndarray:
         ids = []
@@ -43,14 +61,25 @@ class ItemItemRecommender:
             ids.append(self.index[i])
         return np.asarray(sorted(ids), dtype=np.int64)
 
-    def _resize(self) -> None:
+    def _grow(self) -> None:
         n = len(self.items)
-        if self.cooc.shape[0] < n:
-            self.cooc.resize((n, n))
+        if self._dense is not None:
+            if n > DENSE_MAX:
+                self._sparse = sp.csr_matrix(self._dense)
+                self._sparse.resize((n, n))
+                self._dense = None
+            elif self._dense.shape[0] < n:
+                grown = np.zeros((n, n))
+                m = self._dense.shape[0]
+                grown[:m, :m] = self._dense
+                self._dense = grown
+        elif self._sparse.shape[0] < n:
+            self._flush()
+            self._sparse.resize((n, n))
 
     def fit(self, bundles: Sequence[Sequence[Interaction]], catalog: Sequence[CatalogItem]) -> None:
         """Build the co-occurrence counts from scratch."""
-        self.index, self.items = {}, []
+        self.index, self.items, self._pending, self._rows = {}, [], [], {}
         self.titles = {c.item_id: c.title for c in catalog if c.title}
         for c in catalog:
             if c.item_id not in self.index:
@@ -63,58 +92,129 @@ class ItemItemRecommender:
             rows.append(np.full(idx.size, r, dtype=np.int64))
             cols.append(idx)
         n = len(self.items)
-        if rows:
-            data = np.ones(sum(r.size for r in rows))
-            x = sp.csr_matrix(
-                (data, (np.concatenate(rows), np.concatenate(cols))), shape=(len(bundles), n)
-            )
-            self.cooc = (x.T @ x).tocsr()
+        x = sp.csr_matrix(
+            (
+                np.ones(sum(r.size for r in rows)),
+                (
+                    np.concatenate(rows) if rows else np.zeros(0, np.int64),
+                    np.concatenate(cols) if cols else np.zeros(0, np.int64),
+                ),
+            ),
+            shape=(len(bundles), n),
+        )
+        cooc = (x.T @ x).tocsr()
+        if n <= DENSE_MAX:
+            self._dense, self._sparse = cooc.toarray(), sp.csr_matrix((0, 0))
         else:
-            self.cooc = sp.csr_matrix((n, n), dtype=np.float64)
-        self._sim = None
+            self._dense, self._sparse = None, cooc
 
-    def _outer(self, idx: np.ndarray) -> sp.csr_matrix:
-        n = len(self.items)
-        r = np.repeat(idx, idx.size)
-        c = np.tile(idx, idx.size)
-        return sp.csr_matrix((np.ones(r.size), (r, c)), shape=(n, n))
+    def _update(self, idx: np.ndarray, sign: float) -> None:
+        if self._dense is not None:
+            self._dense[np.ix_(idx, idx)] += sign
+        else:
+            self._pending.append((idx, sign))
+        self._rows = {}
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        n = self._sparse.shape[0]
+        r = np.concatenate([np.repeat(i, i.size) for i, _ in self._pending])
+        c = np.concatenate([np.tile(i, i.size) for i, _ in self._pending])
+        v = np.concatenate([np.full(i.size * i.size, s) for i, s in self._pending])
+        delta = sp.csr_matrix((v, (r, c)), shape=(n, n))
+        self._sparse = (self._sparse + delta).tocsr()
+        self._sparse.eliminate_zeros()
+        self._pending = []
 
     def learn(self, bundle: Sequence[Interaction]) -> None:
         """Add one contributor: C += xxᵀ."""
         idx = self._indices(bundle, grow=True)
-        self._resize()
+        self._grow()
         if idx.size:
-            self.cooc = (self.cooc + self._outer(idx)).tocsr()
-            self._sim = None
+            self._update(idx, 1.0)
 
     def forget(self, bundle: Sequence[Interaction]) -> None:
         """Remove one earlier contributor: C -= xxᵀ (exact)."""
         idx = self._indices(bundle, grow=False)
         if idx.size:
-            self.cooc = (self.cooc - self._outer(idx)).tocsr()
-            self.cooc.eliminate_zeros()
-            self._sim = None
+            self._update(idx, -1.0)
 
-    def similarity(self) -> sp.csr_matrix:
-        """The pruned item-item similarity matrix (cached until the counts change)."""
-        if self._sim is None:
-            c = self.cooc.tocoo()
-            diag = self.cooc.diagonal()
-            keep = c.row != c.col
-            r, col, v = c.row[keep], c.col[keep], c.data[keep]
-            s = v / (np.sqrt(diag[r] * diag[col]) + self.shrinkage)
-            sim = sp.csr_matrix((s, (r, col)), shape=self.cooc.shape)
-            self._sim = _top_per_row(sim, self.neighbors)
-        return self._sim
+    def counts(self) -> sp.csr_matrix:
+        """The co-occurrence counts C (rows and columns in the order of `items`)."""
+        if self._dense is not None:
+            return sp.csr_matrix(self._dense)
+        self._flush()
+        return self._sparse.copy()
+
+    def _diagonal(self) -> np.ndarray:
+        if self._dense is not None:
+            return np.asarray(np.diagonal(self._dense))
+        self._flush()
+        return np.asarray(self._sparse.diagonal())
+
+    def _count_rows(self, rows: np.ndarray) -> np.ndarray:
+        if self._dense is not None:
+            return np.asarray(self._dense[rows])
+        self._flush()
+        return np.asarray(self._sparse[rows].toarray())
+
+    def neighbors_of(self, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each item row, its top `neighbors` (indices, similarities), similarity > 0."""
+        missing = np.asarray([r for r in rows if int(r) not in self._rows], dtype=np.int64)
+        if missing.size:
+            diag = self._diagonal()
+            counts = self._count_rows(missing)
+            denom = np.sqrt(diag[missing, None] * diag[None, :]) + self.shrinkage
+            sims = np.divide(counts, denom, out=np.zeros_like(counts), where=denom > 0)
+            sims[np.arange(missing.size), missing] = 0.0
+            k = min(self.neighbors, sims.shape[1])
+            for n, r in enumerate(missing):
+                row = sims[n]
+                # Items tied with the k-th similarity are all kept: the neighbor set must not
+                # depend on the order in which items were first learned.
+                kth = -np.partition(-row, k - 1)[k - 1] if k < row.size else 0.0
+                top = np.flatnonzero((row >= kth) & (row > 0))
+                self._rows[int(r)] = (top, row[top])
+        return [self._rows[int(r)] for r in rows]
+
+    def history_weights(self, history: Sequence[Interaction]) -> dict[int, float]:
+        """Each known history item's vote: 1, or halved per `history_half_life` later events."""
+        weights: dict[int, float] = {}
+        n = len(history)
+        for pos, event in enumerate(history):
+            j = self.index.get(event.item)
+            if j is None:
+                continue
+            w = 1.0
+            if self.history_half_life is not None:
+                w = 0.5 ** ((n - 1 - pos) / self.history_half_life)
+            weights[j] = max(weights.get(j, 0.0), w)
+        return weights
+
+    def scores(self, view: MinimizedView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores over `items` for the view, with each item's strongest history source and vote."""
+        n = len(self.items)
+        scores = np.zeros(n)
+        best = np.zeros(n)
+        source = np.full(n, -1, dtype=np.int64)
+        weights = self.history_weights(view.history)
+        if not weights:
+            return scores, source, best
+        hist = np.fromiter(weights, dtype=np.int64)
+        for h, (idx, sim) in zip(hist, self.neighbors_of(hist), strict=True):
+            vote = weights[int(h)] * sim
+            np.add.at(scores, idx, vote)
+            stronger = vote > best[idx]
+            best[idx[stronger]] = vote[stronger]
+            source[idx[stronger]] = h
+        return scores, source, best
 
     def recommend(self, view: MinimizedView, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
         """Items most similar to the view's history; [] without a known history item."""
-        hist = [self.index[i.item] for i in view.history if i.item in self.index]
-        if k <= 0 or not hist:
+        if k <= 0:
             return []
-        sim = self.similarity()
-        rows = sim[np.unique(hist)]
-        scores = np.asarray(rows.sum(axis=0)).ravel()
+        scores, source, _ = self.scores(view)
         for item in exclude:
             j = self.index.get(item)
             if j is not None:
@@ -122,31 +222,21 @@ class ItemItemRecommender:
         candidates = np.flatnonzero(scores > 0)
         if candidates.size == 0:
             return []
-        order = candidates[np.lexsort((candidates, -scores[candidates]))][:k]
-        hist_rows = np.unique(hist)
+        if candidates.size > k:
+            # Keep every item tied with the k-th so that ties break by index, deterministically.
+            kth = -np.partition(-scores[candidates], k - 1)[k - 1]
+            candidates = candidates[scores[candidates] >= kth]
+        # Ties break by item id (not by index, which depends on the order items were learned).
+        ranked = sorted(
+            candidates.tolist(), key=lambda j: (-round(float(scores[j]), 9), self.items[j])
+        )
         out = []
-        for j in order:
-            contrib = np.asarray(sim[hist_rows, j].todense()).ravel()
-            because = self.items[hist_rows[int(np.argmax(contrib))]]
+        for j in ranked[:k]:
+            because = self.items[int(source[j])]
             title = self.titles.get(because, because)
             out.append(
                 ScoredItem(
-                    self.items[j], float(scores[j]), self.name, f"because you viewed {title}"
+                    self.items[j], float(scores[j]), self.name, f"Because you viewed {title}."
                 )
             )
         return out
-
-
-def _top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    m = m.tocsr()
-    m.sort_indices()
-    indptr, data = m.indptr, m.data
-    keep = np.ones(data.size, dtype=bool)
-    for r in range(m.shape[0]):
-        lo, hi = indptr[r], indptr[r + 1]
-        if hi - lo > k:
-            row = data[lo:hi]
-            drop = np.argpartition(-row, k)[k:]
-            keep[lo + drop] = False
-    coo = m.tocoo()  # same order as the CSR data
-    return sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=m.shape)

@@ -27,6 +27,9 @@ class PopularityRecommender:
         self.half_life_days = half_life_days
         self.now = time.time() if now is None else now
         self.counts: dict[str, float] = {}
+        # Distinct contributors per item: an item leaves `counts` exactly when its last
+        # contributor is forgotten, whatever rounding the decayed weights carry.
+        self.contributors: dict[str, int] = {}
         self._ranking: list[tuple[str, float]] | None = None
 
     def _contribution(self, bundle: Sequence[Interaction]) -> dict[str, float]:
@@ -40,7 +43,7 @@ class PopularityRecommender:
 
     def fit(self, bundles: Sequence[Sequence[Interaction]], catalog: Sequence[CatalogItem]) -> None:
         """Count every bundle from scratch."""
-        self.counts = {}
+        self.counts, self.contributors = {}, {}
         for bundle in bundles:
             self.learn(bundle)
         self._ranking = None
@@ -49,22 +52,29 @@ class PopularityRecommender:
         """Add one contributor."""
         for item, weight in self._contribution(bundle).items():
             self.counts[item] = self.counts.get(item, 0.0) + weight
+            self.contributors[item] = self.contributors.get(item, 0) + 1
         self._ranking = None
 
     def forget(self, bundle: Sequence[Interaction]) -> None:
         """Remove one contributor exactly as they were added."""
         for item, weight in self._contribution(bundle).items():
-            left = self.counts.get(item, 0.0) - weight
-            if left <= 1e-12:
+            n = self.contributors.get(item, 0)
+            if n <= 1:
                 self.counts.pop(item, None)
+                self.contributors.pop(item, None)
             else:
-                self.counts[item] = left
+                self.counts[item] -= weight
+                self.contributors[item] = n - 1
         self._ranking = None
 
     def ranking(self) -> list[tuple[str, float]]:
-        """All counted items, most popular first (ties by item id)."""
+        """All counted items, most popular first (ties by item id).
+
+        Scores are compared rounded to 1e-9 so that decayed sums added in a different order
+        (after learn/forget) still tie the way a refit does.
+        """
         if self._ranking is None:
-            self._ranking = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            self._ranking = sorted(self.counts.items(), key=lambda kv: (-round(kv[1], 9), kv[0]))
         return self._ranking
 
     def recommend(self, view: MinimizedView, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
@@ -72,7 +82,7 @@ class PopularityRecommender:
         out: list[ScoredItem] = []
         if k <= 0:
             return out
-        reason = "trending right now" if self.half_life_days else "popular with many users"
+        reason = "Trending right now." if self.half_life_days else "Popular with many users."
         for item, score in self.ranking():
             if item in exclude:
                 continue

@@ -1,0 +1,97 @@
+"""Hybrid: a weighted blend of recommenders with a defined cold-start fallback, then rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from tactful.recommend.rules import Rule, apply_rules
+from tactful.recommend.types import (
+    CatalogItem,
+    Interaction,
+    MinimizedView,
+    Recommender,
+    ScoredItem,
+)
+
+DEFAULT_WEIGHTS: Mapping[str, float] = {"item_item": 1.0, "content": 0.1, "popularity": 0.05}
+
+
+class HybridRecommender:
+    """Blends its components' lists with per-app weights; explains each item by its top signal.
+
+    Each component is asked for a pool of candidates; its scores are divided by its best
+    score (so every signal is on a 0..1 scale) and summed with the component's weight
+    (`weights[name]`, default 1.0 for a component not named there). The cold-start order
+    falls out of which components can answer: with a history, collaborative + content +
+    popularity; with only declared preferences, content + popularity; with nothing,
+    popularity (trending when it decays). Then the app's rules apply. `learn`/`forget`
+    reach every component, so unlearning is exact whenever the components' is.
+    """
+
+    name = "hybrid"
+
+    def __init__(
+        self,
+        components: Sequence[Recommender],
+        weights: Mapping[str, float] | None = None,
+        rules: Sequence[Rule] = (),
+        pool: int = 100,
+    ) -> None:
+        names = [c.name for c in components]
+        if len(set(names)) != len(names):
+            raise ValueError(f"component names must be distinct, got {names}")
+        if weights is not None and any(w < 0 for w in weights.values()):
+            raise ValueError("blend weights must be >= 0")
+        if pool < 1:
+            raise ValueError("pool must be >= 1")
+        self.components = list(components)
+        self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        self.rules = list(rules)
+        self.pool = pool
+        self.catalog: dict[str, CatalogItem] = {}
+
+    def weight(self, name: str) -> float:
+        """The blend weight of one component."""
+        return self.weights.get(name, 1.0)
+
+    def fit(self, bundles: Sequence[Sequence[Interaction]], catalog: Sequence[CatalogItem]) -> None:
+        """Fit every component from scratch."""
+        self.catalog = {c.item_id: c for c in catalog}
+        for c in self.components:
+            c.fit(bundles, catalog)
+
+    def learn(self, bundle: Sequence[Interaction]) -> None:
+        """Add one contributor to every component."""
+        for c in self.components:
+            c.learn(bundle)
+
+    def forget(self, bundle: Sequence[Interaction]) -> None:
+        """Remove one contributor from every component."""
+        for c in self.components:
+            c.forget(bundle)
+
+    def recommend(self, view: MinimizedView, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
+        """The k best items of the blend, after the app's rules; none of `exclude`."""
+        if k <= 0:
+            return []
+        pool = max(self.pool, k)
+        blended: dict[str, float] = {}
+        best: dict[str, tuple[float, ScoredItem]] = {}
+        for c in self.components:
+            w = self.weight(c.name)
+            if w == 0:
+                continue
+            listed = [s for s in c.recommend(view, pool, exclude) if s.item not in exclude]
+            top = max((s.score for s in listed), default=0.0)
+            if top <= 0:
+                continue
+            for s in listed:
+                part = w * max(s.score, 0.0) / top
+                blended[s.item] = blended.get(s.item, 0.0) + part
+                if s.item not in best or part > best[s.item][0]:
+                    best[s.item] = (part, s)
+        ranked = sorted(blended, key=lambda i: (-blended[i], i))
+        out = [ScoredItem(i, blended[i], best[i][1].signal, best[i][1].explanation) for i in ranked]
+        if self.rules:
+            out = apply_rules(out, self.rules, view, self.catalog, exclude)
+        return [s for s in out if s.item not in exclude][:k]

@@ -1,0 +1,94 @@
+"""Recommenders behind the gate, through Tactful on SQLite and PostgreSQL: the app's own
+recommender, blend weights and rules, exploration, excluded topics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from tactful import Tactful, ValidationError
+from tactful.recommend import CatalogItem, Interaction, MinimizedView, Rule, ScoredItem
+from tests.conftest import seed_small
+
+
+class Newest:
+    """An app recommender: suggests 'f' and 'c'; records what it was given."""
+
+    name = "newest"
+
+    def __init__(self) -> None:
+        self.bundles: list[list[Interaction]] = []
+        self.forgotten: list[list[Interaction]] = []
+        self.views: list[MinimizedView] = []
+
+    def fit(self, bundles: Sequence[Sequence[Interaction]], catalog: Sequence[CatalogItem]) -> None:
+        self.bundles = [list(b) for b in bundles]
+
+    def learn(self, bundle: Sequence[Interaction]) -> None:
+        self.bundles.append(list(bundle))
+
+    def forget(self, bundle: Sequence[Interaction]) -> None:
+        self.forgotten.append(list(bundle))
+
+    def recommend(self, view: MinimizedView, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
+        self.views.append(view)
+        return [ScoredItem(i, 1.0, self.name, "New this week.") for i in ["f", "c"]][:k]
+
+
+def test_registered_recommender_is_gated_and_learns_only_consented_users(tf: Tactful) -> None:
+    seed_small(tf)
+    app = Newest()
+    tf.register_recommender(app, weight=5.0)
+    recs = tf.recommend("u1", k=3)
+    assert recs.items[0].signal == "newest" and recs.items[0].explanation == "New this week."
+    assert len(app.bundles) == 3, "u1, u2, u4 consented; u3 did not"
+    assert all(isinstance(v, MinimizedView) for v in app.views)
+    calls = len(app.views)
+    assert tf.recommend("u3", k=3).mode == "non_personalized"
+    assert len(app.views) == calls, "no view of a user without consent"
+    tf.rights.erase("u2")
+    assert app.forgotten or len(app.bundles) == 2, "an erased user's bundle is unlearned"
+
+
+def test_registered_recommender_never_shows_excluded_topics(tf: Tactful) -> None:
+    seed_small(tf)
+    tf.register_recommender(Newest(), weight=5.0)
+    tf.settings.update("u1", excluded_topics=["horror"])
+    assert "f" not in tf.recommend("u1", k=4).item_ids
+
+
+def test_register_rejects_non_recommenders_and_duplicate_names(tf: Tactful) -> None:
+    with pytest.raises(ValidationError, match="must implement"):
+        tf.register_recommender(object())  # type: ignore[arg-type]
+    tf.register_recommender(Newest())
+    with pytest.raises(ValidationError, match="already registered"):
+        tf.register_recommender(Newest())
+
+
+def test_app_weights_and_context_rules_shape_the_personalized_list(tf: Tactful) -> None:
+    seed_small(tf)
+    tf.configure_recommendations(
+        rules=[
+            Rule(
+                "pin",
+                item={"item": "d"},
+                when={"context.device": "mobile"},
+                reason="short on mobile",
+            )
+        ]
+    )
+    assert tf.recommend("u1", k=3).item_ids[0] != "d"
+    recs = tf.recommend("u1", k=3, context={"device": "mobile"})
+    assert recs.item_ids[0] == "d" and recs.items[0].explanation == "Featured: short on mobile."
+    with pytest.raises(ValidationError, match="unknown recommender"):
+        tf.configure_recommendations(weights={"nope": 1.0})
+
+
+def test_discovery_adds_an_item_outside_the_usual_categories(tf: Tactful) -> None:
+    seed_small(tf)
+    tf.settings.update("u1", discovery=0.5)
+    recs = tf.recommend("u1", k=3)
+    last = recs.items[-1]
+    assert last.item in {"c", "d"}, "u1 watches action and horror: comedy is new"
+    assert "outside what you usually choose" in last.explanation

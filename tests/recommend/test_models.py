@@ -1,0 +1,157 @@
+"""Content-based, rules, hybrid and diversity: each behavior a caller relies on, on small data."""
+
+from __future__ import annotations
+
+import pytest
+
+from tactful.recommend import (
+    CatalogItem,
+    ContentRecommender,
+    HybridRecommender,
+    Interaction,
+    ItemItemRecommender,
+    MinimizedView,
+    PopularityRecommender,
+    Rule,
+    ScoredItem,
+    apply_rules,
+    rerank,
+)
+
+CATALOG = [
+    CatalogItem("a1", "Action One", ("action",), {"length": 20}),
+    CatalogItem("a2", "Action Two", ("action",), {"length": 120}),
+    CatalogItem("a3", "Action Three", ("action", "comedy"), {"length": 90}),
+    CatalogItem("c1", "Comedy One", ("comedy",), {"length": 25}),
+    CatalogItem("c2", "Comedy Two", ("comedy",), {"length": 95}),
+    CatalogItem("d1", "Doc One", ("documentary",), {"length": 50}),
+]
+BY_ID = {c.item_id: c for c in CATALOG}
+BUNDLES = [
+    [Interaction("a1"), Interaction("a2")],
+    [Interaction("a1"), Interaction("a2"), Interaction("a3")],
+    [Interaction("a2"), Interaction("a3")],
+    [Interaction("c1"), Interaction("c2")],
+    [Interaction("a1"), Interaction("c1")],
+]
+
+
+def _view(*items: str, **fields: object) -> MinimizedView:
+    return MinimizedView(fields=fields, history=tuple(Interaction(i) for i in items))
+
+
+def test_content_recommends_items_sharing_the_history_categories_and_says_which() -> None:
+    model = ContentRecommender()
+    model.fit([], CATALOG)
+    recs = model.recommend(_view("a1", "a2"), 3, frozenset())
+    assert recs[0].item == "a3" and "Action" in recs[0].explanation
+    assert {"a1", "a2"}.isdisjoint(s.item for s in recs), "owned items are no discovery"
+
+
+def test_content_uses_declared_preferences_for_a_user_without_history() -> None:
+    model = ContentRecommender()
+    model.fit([], CATALOG)
+    recs = model.recommend(_view(favorite_genres=["Documentary"]), 2, frozenset())
+    assert recs[0].item == "d1"
+    assert recs[0].explanation == "Matches your interest in Documentary."
+    assert model.recommend(_view(), 2, frozenset()) == [], "nothing known: no content answer"
+
+
+def test_boost_applies_only_in_the_declared_context_and_explains_itself() -> None:
+    short = Rule(
+        "boost",
+        item={"length": {"lt": 30}},
+        when={"context.device": "mobile", "context.daypart": "evening"},
+        amount=1.0,
+        reason="short items for your evening on mobile",
+    )
+    scored = [ScoredItem("a2", 0.9, "item_item", "x"), ScoredItem("c1", 0.5, "item_item", "y")]
+    desk = MinimizedView(context={"device": "desktop", "daypart": "evening"})
+    assert [s.item for s in apply_rules(scored, [short], desk, BY_ID, frozenset())] == ["a2", "c1"]
+    phone = MinimizedView(context={"device": "mobile", "daypart": "evening"})
+    out = apply_rules(scored, [short], phone, BY_ID, frozenset())
+    assert [s.item for s in out] == ["c1", "a2"]
+    assert "short items for your evening on mobile" in out[0].explanation
+
+
+def test_filter_bury_and_pin_respect_segment_and_never_bring_back_excluded_items() -> None:
+    scored = [ScoredItem(i, 1.0 - n / 10, "item_item", "") for n, i in enumerate(["a2", "a3"])]
+    rules = [
+        Rule("bury", item={"item": "a2"}, amount=0.5),
+        Rule("pin", item={"category": "documentary"}, reason="new this week"),
+        Rule("pin", item={"item": "c2"}),
+        Rule("filter", item={"length": {"gt": 100}}, when={"fields.segment": "kids"}),
+    ]
+    view = MinimizedView(fields={"segment": "adult"})
+    out = apply_rules(scored, rules, view, BY_ID, frozenset({"c2"}))
+    assert [s.item for s in out] == ["d1", "a3", "a2"]
+    assert out[0].signal == "rule" and out[0].explanation == "Featured: new this week."
+    kids = apply_rules(scored, rules, MinimizedView(fields={"segment": "kids"}), BY_ID, frozenset())
+    assert "a2" not in [s.item for s in kids]
+
+
+def test_rule_misuse_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="not one of"):
+        Rule("promote", item={"item": "a"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"'context\.' or 'fields\.'"):
+        Rule("boost", item={"item": "a"}, when={"device": "mobile"})
+    with pytest.raises(ValueError, match="unknown rule operator"):
+        Rule("boost", item={"length": {"below": 3}})
+
+
+def _hybrid(**kw: object) -> HybridRecommender:
+    model = HybridRecommender(
+        [ItemItemRecommender(shrinkage=0.0), ContentRecommender(), PopularityRecommender()],
+        **kw,  # type: ignore[arg-type]
+    )
+    model.fit(BUNDLES, CATALOG)
+    return model
+
+
+def test_hybrid_falls_back_from_history_to_preferences_to_popularity() -> None:
+    model = _hybrid()
+    with_history = model.recommend(_view("a1"), 3, frozenset({"a1"}))
+    assert with_history[0].signal == "item_item" and "Action One" in with_history[0].explanation
+    declared = model.recommend(_view(favorite_genres="documentary"), 3, frozenset())
+    assert declared[0].item == "d1" and declared[0].signal == "content"
+    nothing = model.recommend(_view(), 3, frozenset())
+    assert [s.signal for s in nothing] == ["popularity"] * 3
+    assert nothing[0].item == "a1" and nothing[0].explanation == "Popular with many users."
+
+
+def test_hybrid_weights_are_per_app_and_excluded_items_never_appear() -> None:
+    pop_only = _hybrid(weights={"item_item": 0.0, "content": 0.0, "popularity": 1.0})
+    assert {s.signal for s in pop_only.recommend(_view("a1"), 4, frozenset())} == {"popularity"}
+    model = _hybrid(rules=[Rule("pin", item={"category": "action"})])
+    out = model.recommend(_view("c1"), 6, frozenset({"a1", "a2", "a3"}))
+    assert not {"a1", "a2", "a3"} & {s.item for s in out}
+
+
+def test_every_hybrid_item_has_a_signal_and_a_readable_explanation() -> None:
+    for view in [_view("a1", "c1"), _view(favorite_genres="comedy"), _view()]:
+        for s in _hybrid().recommend(view, 5, frozenset()):
+            assert s.signal in {"item_item", "content", "popularity"}
+            assert s.explanation and s.explanation[0].isupper()
+
+
+def test_discovery_zero_keeps_the_order_and_higher_levels_mix_categories() -> None:
+    pool = [
+        ScoredItem("a1", 1.0, "item_item", ""),
+        ScoredItem("a2", 0.95, "item_item", ""),
+        ScoredItem("a3", 0.9, "item_item", ""),
+        ScoredItem("c1", 0.7, "item_item", ""),
+    ]
+    assert rerank(pool, 3, 0.0, BY_ID) == pool[:3]
+    mixed = [s.item for s in rerank(pool, 3, 0.4, BY_ID)]
+    assert mixed[0] == "a1" and "c1" in mixed, "a comedy breaks the run of action items"
+
+
+def test_exploration_slot_brings_an_item_outside_the_usual_categories() -> None:
+    pool = [ScoredItem(i, 1.0 - n / 10, "item_item", "") for n, i in enumerate(["a2", "a3"])]
+    explore = [ScoredItem("d1", 3.0, "popularity", "popular")]
+    history = [Interaction("a1"), Interaction("c1")]
+    out = rerank(pool, 2, 0.3, BY_ID, history, explore)
+    assert [s.item for s in out] == ["a2", "d1"]
+    assert "outside what you usually choose" in out[1].explanation
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        rerank(pool, 2, 1.5, BY_ID)
