@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -266,7 +266,7 @@ class Events:
             check_event(item, kind)
             if ts is not None and ts.tzinfo is None:
                 raise ValidationError("event time must be timezone-aware (e.g. datetime.now(UTC))")
-            event_id = uuid.uuid4().hex
+            event_id = os.urandom(16).hex()  # random row id, bound into the AAD
             payload = json.dumps([item, kind], separators=(",", ":")).encode()
             rows.append(
                 {
@@ -301,7 +301,7 @@ class Events:
             if subject.id not in ciphers:
                 self._subjects.cipher(conn, subject)  # raises: this subject's key is gone
             cipher, prefix = ciphers[subject.id]
-            event_id = uuid.uuid4().hex
+            event_id = os.urandom(16).hex()  # random row id, bound into the AAD
             out.append(
                 {
                     "id": event_id,
@@ -351,6 +351,7 @@ class Events:
             current: int | None = None
             bucket: list[StoredEvent] = []
             decrypt = prefix = None
+            loads = json.loads
             for sid, event_id, ts, blob in rows:
                 if sid != current:
                     if current is not None:
@@ -360,7 +361,7 @@ class Events:
                     decrypt = cipher.decrypt
                     prefix = associated_data(ref, "event", "")
                 assert decrypt is not None and prefix is not None
-                item, kind = json.loads(decrypt(blob, prefix + event_id.encode()))
+                item, kind = loads(decrypt(blob, prefix + event_id.encode()).decode())
                 bucket.append(StoredEvent(item, kind, utc(ts)))
             if current is not None:
                 yield current, bucket
@@ -379,7 +380,9 @@ class Events:
     def _open(
         cipher: FieldCipher, ref: str, event_id: str, ts: datetime, blob: bytes
     ) -> StoredEvent:
-        item, kind = json.loads(cipher.decrypt(blob, associated_data(ref, "event", event_id)))
+        item, kind = json.loads(
+            cipher.decrypt(blob, associated_data(ref, "event", event_id)).decode()
+        )
         return StoredEvent(item=item, kind=kind, ts=utc(ts))
 
 
