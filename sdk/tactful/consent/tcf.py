@@ -68,8 +68,8 @@ class _Bits:
         return self.take(1, what) == 1
 
     def id_set(self, n: int, what: str) -> frozenset[int]:
-        bits = self.take(n, what)
-        return frozenset(i + 1 for i in range(n) if bits >> (n - 1 - i) & 1)
+        bits = format(self.take(n, what), f"0{n}b") if n else ""
+        return frozenset(i + 1 for i, bit in enumerate(bits) if bit == "1")
 
     def letters(self, what: str) -> str:
         out = ""
