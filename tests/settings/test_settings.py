@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from tactful import Tactful, ValidationError
-from tactful.settings import discover, pool_size
+from tactful.settings import pool_size
 from tactful.store.tables import SettingsHistory, UserSettings, table_of
 from tests.conftest import seed_small
 
@@ -42,13 +42,8 @@ def test_discovery_level_moves_the_list_away_from_the_closest_items(tf: Tactful)
     assert set(far.item_ids) <= {f"i{n}" for n in range(3, 9)}, "still items related to i0"
 
 
-def test_discover_keeps_the_head_by_taste_and_fills_from_the_tail() -> None:
-    pool = list(range(10))
-    assert discover(pool, 4, 0.0) == [0, 1, 2, 3]
-    assert discover(pool, 4, 0.5) == [0, 1, 8, 9]
-    assert discover(pool, 4, 1.0) == [6, 7, 8, 9]
-    assert discover(pool[:3], 4, 1.0) == [0, 1, 2]
-    assert pool_size(4, 0.0) == 4 and pool_size(4, 1.0) == 16
+def test_discovery_widens_the_candidate_pool() -> None:
+    assert pool_size(4, 0.0) == 4 and pool_size(4, 0.5) == 10 and pool_size(4, 1.0) == 16
 
 
 def test_excluded_topics_never_appear_in_personalized_lists(tf: Tactful) -> None:

@@ -15,7 +15,7 @@ class Settings(BaseModel):
     personalization: False means the option not based on profiling (DSA Art. 38): the user
         sees the non-personalized list.
     discovery: 0 = only what is closest to your taste, 1 = show me new things (widens the
-        candidate pool, see `tactful.settings.discover`).
+        candidate pool and drives the MMR re-ranker, `tactful.recommend.rerank`).
     excluded_topics: item categories never to recommend.
     use_behavior / use_profile / use_location: which of the user's data sources may be read
         for personalization (activity; declared profile fields; location fields).
