@@ -97,8 +97,15 @@ def test_broken_policy_file_names_the_file_and_key(tmp_path: Path) -> None:
     for f in POLICIES.glob("*.yaml"):
         (tmp_path / f.name).write_text(f.read_text())
     rules = tmp_path / "rules.yaml"
-    rules.write_text(rules.read_text().replace("effect: deny", "effect: maybe", 1))
-    with pytest.raises(PolicyError, match=r"rules\.yaml: at rules\.0\.effect"):
+    text = rules.read_text()
+    rules.write_text(text.replace("effect: deny", "effect: maybe", 1))
+    line = (
+        text.splitlines().index(
+            next(ln for ln in text.splitlines() if ln.strip() == "effect: deny")
+        )
+        + 1
+    )
+    with pytest.raises(PolicyError, match=rf"rules\.yaml:{line}: at rules\.0\.effect"):
         load_pack(tmp_path)
     rules.write_text("rules: [\n")
     with pytest.raises(PolicyError, match=r"rules\.yaml line \d+: not valid YAML"):
@@ -120,3 +127,18 @@ def test_pack_hash_changes_with_content(tmp_path: Path) -> None:
     before = load_pack(tmp_path).content_hash
     (tmp_path / "pack.yaml").write_text((tmp_path / "pack.yaml").read_text() + "\n# edited\n")
     assert load_pack(tmp_path).content_hash != before
+
+
+def test_error_in_a_later_rule_names_its_own_line(tmp_path: Path) -> None:
+    for f in POLICIES.glob("*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text())
+    rules = tmp_path / "rules.yaml"
+    lines = rules.read_text().splitlines()
+    effects = [i for i, ln in enumerate(lines) if ln.strip().startswith("effect:")]
+    last = effects[-1]
+    lines[last] = lines[last].split("effect:")[0] + "effect: [not, a, string]"
+    rules.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        PolicyError, match=rf"rules\.yaml:{last + 1}: at rules\.{len(effects) - 1}\."
+    ):
+        load_pack(tmp_path)

@@ -91,8 +91,41 @@ def _parse(path: Path, data: bytes, model: type[M]) -> M:
     except PydanticValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        line = _line_of(data, first["loc"])
+        where = f"{path}:{line}" if line is not None else str(path)
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise PolicyError(f"{path}: at {key}: {first['msg']}{more}") from None
+        raise PolicyError(f"{where}: at {key}: {first['msg']}{more}") from None
+
+
+def _line_of(data: bytes, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the YAML node at a pydantic error location (nearest existing parent).
+
+    The document is composed a second time only on the error path, so loading a valid pack
+    costs nothing extra. A missing key points at the mapping that should have held it.
+    """
+    try:
+        node: yaml.Node | None = yaml.compose(data, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    if node is None:
+        return None
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == str(part):
+                    child = v
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+        if child is None:
+            break
+        node = child
+    return int(node.start_mark.line) + 1
 
 
 def _cross_check(root: Path, purposes: PurposeCatalog, rules: RuleFile) -> None:
