@@ -1,0 +1,168 @@
+"""Popularity and item-item: the contract every caller relies on (k, exclusions, ties, unknown
+items, explanations) and known answers for the counts and similarities, on small data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tactful.recommend import (
+    CatalogItem,
+    Interaction,
+    ItemItemRecommender,
+    MinimizedView,
+    PopularityRecommender,
+    Recommender,
+)
+from tactful.recommend.popularity import DAY
+
+CATALOG = [
+    CatalogItem("a", "Alien"),
+    CatalogItem("b", "Brazil"),
+    CatalogItem("c"),
+    CatalogItem("d", "Dune"),
+]
+BUNDLES = [
+    [Interaction("a"), Interaction("b"), Interaction("a")],  # a repeat counts once
+    [Interaction("a"), Interaction("b"), Interaction("c")],
+    [Interaction("a"), Interaction("c")],
+    [Interaction("d")],
+]
+NOW = 100 * DAY
+
+
+def _history(*items: str) -> MinimizedView:
+    return MinimizedView(history=tuple(Interaction(i) for i in items))
+
+
+def _ids(recs: list[object]) -> list[str]:
+    return [r.item for r in recs]  # type: ignore[attr-defined]
+
+
+def test_both_models_satisfy_the_recommender_protocol() -> None:
+    assert isinstance(PopularityRecommender(), Recommender)
+    assert isinstance(ItemItemRecommender(), Recommender)
+
+
+def test_popularity_counts_distinct_contributors_and_breaks_ties_by_item_id() -> None:
+    model = PopularityRecommender()
+    model.fit(BUNDLES, CATALOG)
+    assert model.counts == {"a": 3.0, "b": 2.0, "c": 2.0, "d": 1.0}
+    recs = model.recommend(MinimizedView(), 10, frozenset())
+    assert _ids(recs) == ["a", "b", "c", "d"], "b and c tie at 2: the smaller id first"
+    assert {r.signal for r in recs} == {"popularity"}
+    assert recs[0].explanation == "Popular with many users."
+
+
+def test_popularity_honours_k_and_exclusions() -> None:
+    model = PopularityRecommender()
+    model.fit(BUNDLES, CATALOG)
+    assert model.recommend(MinimizedView(), 0, frozenset()) == []
+    assert model.recommend(MinimizedView(), -3, frozenset()) == []
+    assert _ids(model.recommend(MinimizedView(), 2, frozenset({"a", "zzz"}))) == ["b", "c"]
+
+
+def test_trending_weight_halves_per_half_life_of_the_latest_interaction() -> None:
+    model = PopularityRecommender(half_life_days=10.0, now=NOW)
+    model.fit(
+        [
+            [Interaction("old", ts=NOW - 20 * DAY), Interaction("old", ts=NOW - 30 * DAY)],
+            [Interaction("new", ts=NOW)],
+            [Interaction("old", ts=NOW - 10 * DAY)],
+        ],
+        [],
+    )
+    assert math.isclose(model.counts["old"], 0.25 + 0.5)
+    assert math.isclose(model.counts["new"], 1.0)
+    recs = model.recommend(MinimizedView(), 2, frozenset())
+    assert _ids(recs) == ["new", "old"] and recs[0].explanation == "Trending right now."
+
+
+def test_popularity_rejects_a_non_positive_half_life() -> None:
+    with pytest.raises(ValueError, match="half_life_days"):
+        PopularityRecommender(half_life_days=0)
+
+
+def test_item_item_counts_are_the_co_occurrences_of_distinct_items() -> None:
+    model = ItemItemRecommender()
+    model.fit(BUNDLES, CATALOG)
+    c = model.counts().toarray()
+    order = [model.items.index(i) for i in "abcd"]
+    assert np.array_equal(
+        c[np.ix_(order, order)],
+        [[3, 2, 2, 0], [2, 2, 1, 0], [2, 1, 2, 0], [0, 0, 0, 1]],
+    )
+
+
+def test_item_item_similarity_is_shrunk_cosine() -> None:
+    model = ItemItemRecommender(shrinkage=1.0)
+    model.fit(BUNDLES, CATALOG)
+    recs = model.recommend(_history("a"), 5, frozenset({"a"}))
+    assert _ids(recs) == ["b", "c"], "d never co-occurs with a: no score"
+    assert math.isclose(recs[0].score, 2 / (math.sqrt(3 * 2) + 1.0))
+    assert math.isclose(recs[0].score, recs[1].score), "b and c tie: the smaller id first"
+
+
+def test_item_item_sums_votes_and_explains_with_the_strongest_history_title() -> None:
+    model = ItemItemRecommender(shrinkage=0.0)
+    model.fit(BUNDLES, CATALOG)
+    recs = model.recommend(_history("b", "c"), 5, frozenset({"b", "c"}))
+    assert _ids(recs) == ["a"]
+    assert math.isclose(recs[0].score, 2 / math.sqrt(6) * 2)
+    assert recs[0].explanation == "Because you viewed Brazil.", "tie of sources: first index"
+    untitled = model.recommend(_history("c"), 1, frozenset({"a"}))
+    assert untitled[0].item == "b" and untitled[0].explanation == "Because you viewed c."
+
+
+def test_item_item_answers_nothing_without_a_known_history() -> None:
+    model = ItemItemRecommender()
+    model.fit(BUNDLES, CATALOG)
+    assert model.recommend(MinimizedView(), 5, frozenset()) == []
+    assert model.recommend(_history("unknown"), 5, frozenset()) == []
+    assert model.recommend(_history("a"), 0, frozenset()) == []
+    assert model.recommend(_history("d"), 5, frozenset()) == [], "d has no neighbors"
+
+
+def test_item_item_never_returns_excluded_items_and_at_most_k() -> None:
+    model = ItemItemRecommender(neighbors=2)
+    bundles = [[Interaction(f"x{n}"), Interaction(f"x{n + 1}")] for n in range(20)]
+    bundles.append([Interaction(f"x{n}") for n in range(0, 21, 2)])
+    model.fit(bundles, [])
+    view = _history("x0", "x4", "x8")
+    full = model.recommend(view, 50, frozenset())
+    assert len(full) == len({r.item for r in full})
+    excluded = frozenset({"x0", "x4", "x8", full[0].item})
+    recs = model.recommend(view, 3, excluded)
+    assert len(recs) == 3 and not excluded & set(_ids(recs))
+    scores = [r.score for r in recs]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_item_item_keeps_only_the_top_neighbors_per_item() -> None:
+    bundles = [[Interaction("hub"), Interaction(f"s{n}")] for n in range(5)]
+    bundles += [[Interaction("s0"), Interaction("hub")]] * 3  # s0 is hub's closest neighbor
+    model = ItemItemRecommender(neighbors=1, shrinkage=0.0)
+    model.fit(bundles, [])
+    assert _ids(model.recommend(_history("hub"), 5, frozenset({"hub"}))) == ["s0"]
+    wide = ItemItemRecommender(neighbors=10, shrinkage=0.0)
+    wide.fit(bundles, [])
+    assert len(wide.recommend(_history("hub"), 5, frozenset({"hub"}))) == 5
+
+
+def test_item_item_learns_new_items_and_forgets_unknown_ones_harmlessly() -> None:
+    model = ItemItemRecommender(shrinkage=0.0)
+    model.fit(BUNDLES, CATALOG)
+    model.learn([Interaction("d"), Interaction("e")])
+    assert _ids(model.recommend(_history("d"), 5, frozenset({"d"}))) == ["e"]
+    before = model.counts().toarray()
+    model.forget([Interaction("never-seen")])
+    assert np.array_equal(model.counts().toarray(), before)
+
+
+def test_item_item_rejects_bad_knobs() -> None:
+    with pytest.raises(ValueError, match="neighbors"):
+        ItemItemRecommender(neighbors=0)
+    with pytest.raises(ValueError, match="shrinkage"):
+        ItemItemRecommender(shrinkage=-1.0)
