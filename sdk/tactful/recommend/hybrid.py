@@ -90,7 +90,9 @@ class HybridRecommender:
                 blended[s.item] = blended.get(s.item, 0.0) + part
                 if s.item not in best or part > best[s.item][0]:
                     best[s.item] = (part, s)
-        ranked = sorted(blended, key=lambda i: (-blended[i], i))
+        # Compared rounded to 1e-9: decayed popularity summed in another order (after
+        # learn/forget) must tie, and so rank, the way a refit does.
+        ranked = sorted(blended, key=lambda i: (-round(blended[i], 9), i))
         out = [ScoredItem(i, blended[i], best[i][1].signal, best[i][1].explanation) for i in ranked]
         if self.rules:
             out = apply_rules(out, self.rules, view, self.catalog, exclude)
