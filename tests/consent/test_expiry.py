@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-import tactful.client
 import tactful.consent.ledger
+import tactful.parts.models
 from tactful import Tactful
 from tests.conftest import CATALOG
 
@@ -17,7 +17,7 @@ class Clock:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.offset = timedelta()
-        for module in (tactful.consent.ledger, tactful.client):
+        for module in (tactful.consent.ledger, tactful.parts.models):
             monkeypatch.setattr(module, "now", self.now)
 
     def now(self) -> datetime:

@@ -1,0 +1,1 @@
+"""The facades Tactful exposes (tf.profiles, tf.consent, tf.rights, ...), one module per area."""

@@ -1,0 +1,132 @@
+"""The recommenders' learned state and who may train them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from tactful.recommend import (
+    CatalogItem,
+    ContentRecommender,
+    HybridRecommender,
+    Interaction,
+    ItemItemRecommender,
+    PopularityRecommender,
+)
+from tactful.store import (
+    Connection,
+    StoredEvent,
+    SubjectRef,
+    now,
+)
+
+TRAINING_PURPOSE = "personalization"
+EPOCH = "model_epoch"
+
+if TYPE_CHECKING:
+    from tactful.client import Tactful
+
+
+def interactions(events: Sequence[StoredEvent]) -> tuple[Interaction, ...]:
+    return tuple(Interaction(item=e.item, kind=e.kind, ts=e.ts.timestamp()) for e in events)
+
+
+def consents_to_training(tf: Tactful, conn: Connection, subject: SubjectRef) -> bool:
+    """True if the models learned this subject: consent in force, not restricted, no objection."""
+    if subject.status != "active":
+        return False
+    state = tf._ledger.status(conn, subject).get(TRAINING_PURPOSE)
+    if state is None or not state.given:
+        return False
+    return TRAINING_PURPOSE not in tf._rights.controls.objections(conn, subject)
+
+
+class Models:
+    """The recommenders' learned state, fit on consented events, kept fresh across processes.
+
+    A store-wide epoch (in tactful_meta) is bumped by every consent change and erasure; a
+    process refits when the epoch moved or when it recorded events itself. An erasure or a
+    withdrawal in this process unlearns the user's contribution at once.
+    """
+
+    def __init__(self, tf: Tactful) -> None:
+        self._tf = tf
+        self._lock = threading.RLock()
+        self.popularity = PopularityRecommender()
+        self.itemitem = ItemItemRecommender()
+        self.content = ContentRecommender()
+        self.hybrid = HybridRecommender([self.itemitem, self.content, self.popularity])
+        self._epoch: str | None = None
+        self._dirty = True
+        # The earliest expiry among the consents the fit included: a consent lapsing by time
+        # writes nothing and moves no epoch, so the fit itself must notice the moment.
+        self._lapse: datetime | None = None
+        self._category_items: dict[str, frozenset[str]] = {}
+
+    def bump(self, conn: Connection) -> None:
+        """Move the store-wide epoch (inside the caller's transaction): others must refit."""
+        self._tf._store.bump_counter(conn, EPOCH)
+
+    def mark_dirty(self) -> None:
+        """This process wrote events: refit before the next recommendation."""
+        self._dirty = True
+
+    def ensure_fresh(self) -> None:
+        """Refit if this process's state is stale."""
+        with self._tf._store.begin() as conn:
+            epoch = self._read_epoch(conn)
+        lapsed = self._lapse is not None and now() >= self._lapse
+        if self._dirty or epoch != self._epoch or lapsed:
+            self.fit()
+
+    def fit(self) -> None:
+        """Refit both recommenders from consented users' events."""
+        with self._lock, self._tf._store.begin() as conn:
+            epoch = self._read_epoch(conn)
+            in_force = self._tf._ledger.in_force(conn, TRAINING_PURPOSE)
+            # Restricted (Art. 18) and objecting (Art. 21) users' data trains nothing.
+            blocked = self._tf._rights.controls.excluded_from(conn, TRAINING_PURPOSE)
+            ids = [i for i in in_force.subject_ids if i not in blocked]
+            bundles = [
+                list(interactions(evs)) for _, evs in self._tf._store.events.bundles(conn, ids)
+            ]
+            items = self._tf._store.catalog.all(conn)
+            catalog = [CatalogItem(i.item_id, i.title, i.categories, i.attributes) for i in items]
+            self.hybrid.fit(bundles, catalog)  # every component: popularity, item-item, ...
+            by_cat: dict[str, set[str]] = {}
+            for i in items:
+                for c in i.categories:
+                    by_cat.setdefault(c, set()).add(i.item_id)
+            self._category_items = {c: frozenset(v) for c, v in by_cat.items()}
+            self._epoch, self._dirty, self._lapse = epoch, False, in_force.next_expiry
+
+    def forget(self, events: Sequence[StoredEvent], conn: Connection, *, learned: bool) -> None:
+        """Unlearn one contributor now (if it was learned), and tell other processes to refit.
+
+        `learned` says whether the contributor's consent was in force, i.e. whether the current
+        state includes them. If this process's state is stale it is refit instead.
+        """
+        with self._lock:
+            bundle = list(interactions(events))
+            fresh = not self._dirty and self._read_epoch(conn) == self._epoch
+            if fresh and learned and bundle:
+                self.hybrid.forget(bundle)
+            elif not fresh:
+                self._dirty = True
+            self.bump(conn)
+            if fresh:
+                self._epoch = self._read_epoch(conn)
+
+    def excluded(
+        self, categories: Iterable[str], seen: frozenset[str] = frozenset()
+    ) -> frozenset[str]:
+        """Item ids never to recommend: those of excluded categories, and those already seen."""
+        out = set(seen)
+        for c in categories:
+            out |= self._category_items.get(c, frozenset())
+        return frozenset(out)
+
+    def _read_epoch(self, conn: Connection) -> str:
+        return self._tf._store.read_meta(conn, EPOCH) or "0"
