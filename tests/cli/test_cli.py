@@ -85,7 +85,7 @@ def test_audit_verify_reports_intact_and_broken_chains(seeded: str, tmp_path: Pa
         conn.execute(text("UPDATE audit_log SET kind = 'forged' WHERE seq = 3"))
     engine.dispose()
     broken = tactful("audit", "verify", db=seeded, home=tmp_path)
-    assert broken.returncode == 3 and "BROKEN at entry 3" in broken.stderr
+    assert broken.returncode == 3 and "BROKEN (modified) at entry 3" in broken.stderr
 
 
 def test_report_in_json_and_markdown(seeded: str, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from tactful.crypto.keys import (
     KeyRing,
     load_or_create,
 )
+from tactful.crypto.signing import checkpoint_mac, checkpoint_mac_valid
 
 __all__ = [
     "EnvKeyProvider",
@@ -29,6 +30,8 @@ __all__ = [
     "KeyRing",
     "associated_data",
     "blind_index",
+    "checkpoint_mac",
+    "checkpoint_mac_valid",
     "keyed_digest",
     "load_or_create",
     "new_data_key",

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import Connection, Engine, event, select, update
 
-from tactful.crypto import KeyProvider
+from tactful.crypto import KeyProvider, checkpoint_mac, checkpoint_mac_valid
 from tactful.store.engine import insert_ignore, make_engine, now, utc
 from tactful.store.keystore import ORPHAN_GRACE, KeyStatus, KeyStore, RotationReport
 from tactful.store.migrate import prepare
@@ -40,6 +40,8 @@ __all__ = [
     "Subjects",
     "category_allowed",
     "check_user_id",
+    "checkpoint_mac",
+    "checkpoint_mac_valid",
     "now",
     "upsert",
     "utc",

@@ -243,3 +243,19 @@ class DPRelease(SQLModel, table=True):
     epsilon_micro: int
     created_at: datetime = _ts()  # type: ignore[assignment]
     result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed statement "the audit chain had `seq` entries with head `head_hash`".
+
+    `mac` is HMAC-SHA256 under the audit key over canonical JSON of (seq, head hash, ts), so
+    truncating the chain or rewriting it from a point on (recomputing every hash) is caught by
+    whoever lacks the audit key.
+    """
+
+    __tablename__ = "audit_checkpoint"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    ts: datetime = _ts()  # type: ignore[assignment]
+    head_hash: str = Field(max_length=64)
+    mac: str = Field(max_length=64)
