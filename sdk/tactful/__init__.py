@@ -22,6 +22,15 @@ from tactful.errors import (
     ValidationError,
 )
 from tactful.models import Recommendations, RecommendedItem
+from tactful.policy import (
+    CaseResult,
+    DecisionExplained,
+    PolicySummary,
+    PolicyTestReport,
+    RuleReason,
+    check_policies,
+    test_policies,
+)
 from tactful.reports import AuditReport
 from tactful.rights import (
     BulkErasure,
@@ -39,9 +48,11 @@ __all__ = [
     "BudgetExhausted",
     "BudgetStatus",
     "BulkErasure",
+    "CaseResult",
     "ConfigurationError",
     "ConsentReceipt",
     "ConsentRequired",
+    "DecisionExplained",
     "EnvKeyProvider",
     "ErasureNotice",
     "ErasureReceipt",
@@ -54,6 +65,8 @@ __all__ = [
     "KeyStatus",
     "KeyUnavailable",
     "PolicyError",
+    "PolicySummary",
+    "PolicyTestReport",
     "PurposeConsent",
     "Recommendations",
     "RecommendedItem",
@@ -62,6 +75,7 @@ __all__ = [
     "RequestInfo",
     "RetentionReport",
     "RotationReport",
+    "RuleReason",
     "Settings",
     "SignalOutcome",
     "SubjectErased",
@@ -69,6 +83,8 @@ __all__ = [
     "Tactful",
     "TactfulError",
     "ValidationError",
+    "check_policies",
+    "test_policies",
 ]
 
 for _name in __all__:

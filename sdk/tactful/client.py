@@ -24,8 +24,9 @@ from tactful.parts.consent import ConsentAPI, SettingsAPI
 from tactful.parts.data import CatalogAPI, EventsAPI, ProfilesAPI
 from tactful.parts.models import Models, interactions
 from tactful.parts.operations import AuditAPI, KeysAPI, RetentionAPI
+from tactful.parts.policy import PolicyAPI
 from tactful.parts.rights import RightsAPI
-from tactful.policy import CompiledPolicy, Decision, Gate, PolicyPack, load_pack
+from tactful.policy import CompiledPolicy, Decision, Gate, PolicyPack, explain, load_pack
 from tactful.recommend import (
     Interaction,
     MinimizedView,
@@ -81,6 +82,7 @@ class Tactful:
         self.audit = AuditAPI(self)
         self.keys = KeysAPI(self)
         self.retention = RetentionAPI(self)
+        self.policy = PolicyAPI(self)
         self.aggregates = Aggregates(
             store,
             self._ledger,
@@ -166,24 +168,18 @@ class Tactful:
             scored: list[ScoredItem] = []
             recommender = "none"
             if decision.outcome == "personalized" and subject is not None:
-                view = self._view(conn, subject, decision)
-                # The request context (device, time of day) is the app's, given for this call
-                # and never stored: the rules of the hybrid read it from the view.
-                view = MinimizedView(
-                    fields=view.fields,
-                    history=view.history,
-                    context=dict(context or {}),
-                    categories_read=view.categories_read,
-                )
+                # The request context is the app's, given for this call and never stored; the
+                # view gets only the fields the decision allows (context.yaml categories).
+                view = self._view(conn, subject, decision, context or {})
                 used = view.categories_read
                 exclude = self._models.excluded(
                     decision.exclude_item_categories | frozenset(settings.excluded_topics),
                     seen=frozenset(i.item for i in view.history),
                 )
                 # The hybrid blends item-item, content, popularity and app-registered models
-                # and falls back for cold-start users; the user's discovery level widens the
-                # pool and drives the MMR re-ranking with an exploration slot.
-                level = settings.discovery
+                # and falls back for cold-start users; the user's discovery level (at least
+                # the policy's diversity floor) widens the pool and drives the MMR re-ranking.
+                level = max(settings.discovery, decision.diversity_floor)
                 hybrid = self._models.hybrid
                 pool = hybrid.recommend(view, pool_size(k, level), exclude)
                 explore = (
@@ -198,12 +194,12 @@ class Tactful:
                     decision.exclude_item_categories | frozenset(settings.excluded_topics)
                 )
                 released = self.aggregates.popularity.current(conn)
-                if released is None:  # no DP list released yet: in-process popularity
-                    scored = self._models.popularity.recommend(MinimizedView(), k, exclude)
-                    recommender = self._models.popularity.name
-                else:
+                if released is not None:
                     scored = _dp_popular(released, k, exclude)
                     recommender = "dp_popularity"
+                elif not decision.dp_aggregate:  # no DP list yet: in-process popularity
+                    scored = self._models.popularity.recommend(MinimizedView(), k, exclude)
+                    recommender = self._models.popularity.name
             self._gate.record(
                 conn,
                 subject,
@@ -211,6 +207,7 @@ class Tactful:
                 categories_used=used,
                 recommender=recommender,
                 items=len(scored),
+                signals=[s.signal for s in scored],
             )
         return Recommendations(
             items=tuple(
@@ -222,7 +219,7 @@ class Tactful:
             mode=decision.outcome,
             decision_id=decision.id,
             purpose=purpose,
-            explanation=_explain(decision),
+            explanation=explain(decision),
             reasons=decision.reasons,
             categories_used=tuple(sorted(used)),
         )
@@ -325,7 +322,13 @@ class Tactful:
             )
         return AuditReport(report)
 
-    def _view(self, conn: Connection, subject: SubjectRef, decision: Decision) -> MinimizedView:
+    def _view(
+        self,
+        conn: Connection,
+        subject: SubjectRef,
+        decision: Decision,
+        context: Mapping[str, str],
+    ) -> MinimizedView:
         store = self._store
         fields = (
             store.profiles.get(conn, subject, categories=decision.read) if decision.read else {}
@@ -336,16 +339,12 @@ class Tactful:
             history = interactions(store.events.read(conn, subject))
             if history:
                 cats.add(store.events.category)
-        return MinimizedView(fields=fields, history=history, categories_read=frozenset(cats))
-
-
-def _explain(decision: Decision) -> str:
-    if decision.outcome == "personalized":
-        return "Personalized from your activity, with your consent."
-    reason = decision.descriptions[0] if decision.descriptions else "no rule allows this processing"
-    if decision.outcome == "non_personalized":
-        return f"{reason[0].upper()}{reason[1:]}; showing what is popular."
-    return f"No recommendations: {reason}."
+        declared = self._gate.policy.pack.context.fields
+        allowed = {n: context[n] for n in decision.context}
+        cats.update(declared[n].category for n in allowed)
+        return MinimizedView(
+            fields=fields, history=history, context=allowed, categories_read=frozenset(cats)
+        )
 
 
 def _dp_popular(

@@ -20,6 +20,7 @@ def test_user_without_records_has_not_been_asked(tf: Tactful) -> None:
         "marketing.email": "not_asked",
         "marketing.targeted": "not_asked",
         "personalization": "not_asked",
+        "personalization.precise_location": "not_asked",
     }
 
 

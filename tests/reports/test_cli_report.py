@@ -30,7 +30,7 @@ def test_report_command_writes_html_csv_and_a_period_json(db_url: str, tmp_path:
     )
     as_csv = tactful("report", "audit", "--format", "csv", db=db_url, home=tmp_path)
     assert as_csv.returncode == 0, as_csv.stderr
-    assert len(list(csv.DictReader(io.StringIO(as_csv.stdout)))) == 6
+    assert len(list(csv.DictReader(io.StringIO(as_csv.stdout)))) == 7  # one per purpose
     future = tactful(
         "report", "audit", "--format", "json", "--since", "2999-01-01", db=db_url, home=tmp_path
     )

@@ -1,7 +1,10 @@
 """Compiling rules to a decision function, and the Decision it returns.
 
-Compilation happens once at load: each rule becomes a tuple of predicate closures, and the
-rules are grouped per purpose, so a decision is a few attribute lookups and comparisons.
+Compilation happens once at load. Conditions about the purpose (ids, declared data
+categories, profiling, DPV concept) are resolved then, so each purpose keeps only the rules
+that can apply to it, ordered by priority; the remaining conditions become predicate closures
+over the subject's state and the request context. A decision is a few attribute lookups and
+set memberships per rule.
 """
 
 from __future__ import annotations
@@ -10,11 +13,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from tactful.consent import Purpose
 from tactful.policy.model import OUTCOME_OF, PRECEDENCE, Effect, Outcome, Rule
 from tactful.policy.pack import PolicyPack
 from tactful.settings import Settings
+from tactful.store import category_allowed
 
 DEFAULT_DENY = "default-deny"
+DEFAULT_DENY_TEXT = "no rule allows this processing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +40,14 @@ class SubjectState:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The gate's decision for one call, as recorded in the audit log."""
+    """The gate's decision for one call, as recorded in the audit log.
+
+    `read` are the data categories a recommender may read, `context` the request-context
+    field names it may see; `exclude_item_categories`, `diversity_floor` (the lowest discovery
+    level of the re-ranking) and `dp_aggregate` (the non-personalized list must be a
+    differentially private release) are obligations of the call. `reasons` are the ids of the
+    rules (or protections) behind it, `descriptions` their texts for the user.
+    """
 
     id: str
     purpose: str
@@ -45,6 +58,10 @@ class Decision:
     policy_version: str
     policy_hash: str
     descriptions: tuple[str, ...] = field(default=())
+    withhold: frozenset[str] = frozenset()
+    diversity_floor: float = 0.0
+    dp_aggregate: bool = False
+    context: frozenset[str] = frozenset()
 
 
 Predicate = Callable[[str, SubjectState, Mapping[str, str]], bool]
@@ -54,9 +71,16 @@ Predicate = Callable[[str, SubjectState, Mapping[str, str]], bool]
 class _Compiled:
     rule: Rule
     checks: tuple[Predicate, ...]
+    effect: Effect | None
+    priority: int
+    read: frozenset[str]
+    withhold: frozenset[str]
+    exclude: frozenset[str]
+    floor: float | None
+    dp: bool
 
 
-def _compile(rule: Rule) -> _Compiled:
+def _checks(rule: Rule) -> tuple[Predicate, ...]:
     m = rule.match
     checks: list[Predicate] = []
     if m.status is not None:
@@ -66,6 +90,15 @@ def _compile(rule: Rule) -> _Compiled:
         checks.append(lambda p, s, _c: p in s.consent)
     elif m.consent == "missing":
         checks.append(lambda p, s, _c: p not in s.consent)
+    if m.consent_to:
+        needed = frozenset(m.consent_to)
+        checks.append(lambda _p, s, _c: needed <= s.consent)
+    if m.objection is not None:
+        objected = m.objection
+        checks.append(lambda p, s, _c: (p in s.objections) is objected)
+    if m.minor is not None:
+        minor = m.minor
+        checks.append(lambda _p, s, _c: s.minor is minor)
     if m.settings:
         expected = tuple(m.settings.items())
         checks.append(lambda _p, s, _c: all(getattr(s.settings, k) == v for k, v in expected))
@@ -75,7 +108,43 @@ def _compile(rule: Rule) -> _Compiled:
     if m.context:
         wanted = tuple((k, frozenset(v)) for k, v in m.context.items())
         checks.append(lambda _p, _s, c: all(c.get(k) in vs for k, vs in wanted))
-    return _Compiled(rule, tuple(checks))
+    return tuple(checks)
+
+
+def applies_to(rule: Rule, pid: str, purpose: Purpose) -> bool:
+    """True if the rule's conditions about the purpose hold for `pid` (resolved at compile)."""
+    m = rule.match
+    if "*" not in m.purposes and pid not in m.purposes:
+        return False
+    if m.profiling is not None and purpose.profiling is not m.profiling:
+        return False
+    if m.dpv is not None and purpose.dpv not in m.dpv:
+        return False
+    if m.data_categories is not None:
+        wanted = frozenset(m.data_categories)
+        declared = frozenset(purpose.data_categories)
+        if not any(
+            category_allowed(c, wanted) or category_allowed(w, declared)
+            for c in declared
+            for w in wanted
+        ):
+            return False
+    return True
+
+
+def _compile(rule: Rule) -> _Compiled:
+    o = rule.obligations
+    return _Compiled(
+        rule,
+        _checks(rule),
+        rule.effect,
+        rule.priority,
+        frozenset(o.read),
+        frozenset(o.withhold),
+        frozenset(o.exclude_item_categories),
+        o.diversity_floor,
+        o.dp_aggregate,
+    )
 
 
 class CompiledPolicy:
@@ -83,50 +152,89 @@ class CompiledPolicy:
 
     def __init__(self, pack: PolicyPack) -> None:
         self.pack = pack
+        self.version = pack.meta.version
+        self.hash = pack.content_hash
         compiled = [_compile(r) for r in pack.rules.rules]
+        # Highest priority first; the sort is stable, so file order holds within a priority.
+        compiled.sort(key=lambda c: -c.priority)
         self._by_purpose: dict[str, tuple[_Compiled, ...]] = {
-            pid: tuple(
-                c for c in compiled if "*" in c.rule.match.purposes or pid in c.rule.match.purposes
-            )
+            pid: tuple(c for c in compiled if applies_to(c.rule, pid, pack.purposes.get(pid)))
             for pid in pack.purposes.ids()
         }
 
+    def rules_for(self, purpose: str) -> tuple[Rule, ...]:
+        """The rules that can apply to a purpose, in evaluation order."""
+        return tuple(c.rule for c in self._by_purpose[purpose])
+
     def decide(self, purpose: str, state: SubjectState, context: Mapping[str, str]) -> Decision:
-        """Evaluate every rule of the purpose; the most restrictive matching effect wins."""
-        matched: dict[Effect, list[Rule]] = {}
+        """Evaluate the purpose's rules: the top-priority, most restrictive effect wins.
+
+        Restrictive obligations (withhold, exclude, diversity floor, DP aggregate) of every
+        matching rule apply; `read` comes from the winning personalized rules only. No
+        matching rule with an effect means deny (default deny).
+        """
+        matched: list[_Compiled] = []
         for c in self._by_purpose[purpose]:
-            if all(check(purpose, state, context) for check in c.checks):
-                matched.setdefault(c.rule.effect, []).append(c.rule)
-        pack = self.pack
-        for effect in PRECEDENCE:
-            rules = matched.get(effect)
-            if rules:
-                read: set[str] = set()
-                exclude: set[str] = set()
-                for r in rules:
-                    read.update(r.obligations.read)
-                for group in matched.values():
-                    for r in group:
-                        exclude.update(r.obligations.exclude_item_categories)
-                return Decision(
-                    id=uuid.uuid4().hex,
-                    purpose=purpose,
-                    outcome=OUTCOME_OF[effect],
-                    reasons=tuple(r.id for r in rules),
-                    read=frozenset(read) if effect == "personalized" else frozenset(),
-                    exclude_item_categories=frozenset(exclude),
-                    policy_version=pack.meta.version,
-                    policy_hash=pack.content_hash,
-                    descriptions=tuple(r.description for r in rules if r.description),
-                )
+            for check in c.checks:
+                if not check(purpose, state, context):
+                    break
+            else:
+                matched.append(c)
+        top: int | None = None
+        effects: dict[Effect, list[_Compiled]] = {}
+        for c in matched:
+            if c.effect is None:
+                continue
+            if top is None:
+                top = c.priority
+            elif c.priority != top:
+                break  # sorted by priority: the rest are lower
+            effects.setdefault(c.effect, []).append(c)
+        winners: list[_Compiled] = []
+        effect: Effect | None = None
+        for e in PRECEDENCE:
+            if e in effects:
+                effect, winners = e, effects[e]
+                break
+        read: set[str] = set()
+        if effect == "personalized":
+            for c in winners:
+                read.update(c.read)
+        withhold: set[str] = set()
+        exclude: set[str] = set()
+        floor = 0.0
+        dp = False
+        extra: list[_Compiled] = []
+        for c in matched:
+            withhold.update(c.withhold)
+            exclude.update(c.exclude)
+            if c.floor is not None and c.floor > floor:
+                floor = c.floor
+            dp = dp or c.dp
+            if c.effect is None:
+                extra.append(c)
+        if effect is None:
+            reasons: tuple[str, ...] = (DEFAULT_DENY,)
+            descriptions: tuple[str, ...] = (DEFAULT_DENY_TEXT,)
+            outcome: Outcome = "denied"
+        else:
+            reasons = tuple(c.rule.id for c in winners)
+            descriptions = tuple(c.rule.description for c in winners if c.rule.description)
+            outcome = OUTCOME_OF[effect]
+        if extra:
+            reasons += tuple(c.rule.id for c in extra)
+            descriptions += tuple(c.rule.description for c in extra if c.rule.description)
         return Decision(
             id=uuid.uuid4().hex,
             purpose=purpose,
-            outcome="denied",
-            reasons=(DEFAULT_DENY,),
-            read=frozenset(),
-            exclude_item_categories=frozenset(),
-            policy_version=pack.meta.version,
-            policy_hash=pack.content_hash,
-            descriptions=("no rule allows this processing",),
+            outcome=outcome,
+            reasons=reasons,
+            read=frozenset(read),
+            exclude_item_categories=frozenset(exclude),
+            policy_version=self.version,
+            policy_hash=self.hash,
+            descriptions=descriptions,
+            withhold=frozenset(withhold),
+            diversity_floor=floor,
+            dp_aggregate=dp,
         )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from tactful.audit import AuditLog
 from tactful.consent import AgeRules, ConsentLedger, Purpose
 from tactful.errors import ValidationError
-from tactful.policy.engine import CompiledPolicy, Decision, SubjectState
+from tactful.policy.engine import DEFAULT_DENY_TEXT, CompiledPolicy, Decision, SubjectState
 from tactful.policy.protections import protect
 from tactful.settings import Settings, SettingsStore
 from tactful.store import Connection, SubjectRef, category_allowed
@@ -41,15 +41,40 @@ def settings_filter(read: frozenset[str], settings: Settings) -> frozenset[str]:
     )
 
 
+def withhold(read: frozenset[str], withheld: frozenset[str]) -> frozenset[str]:
+    """Drop the categories a rule withholds; a broader category that contains one goes too."""
+    if not withheld:
+        return read
+    return frozenset(
+        c
+        for c in read
+        if not category_allowed(c, withheld) and not any(w.startswith(c + ".") for w in withheld)
+    )
+
+
+def explain(decision: Decision) -> str:
+    """The sentence a user reads about the mode of a decision (DSA Art. 27)."""
+    if decision.outcome == "personalized":
+        return "Personalized from your activity, with your consent."
+    reason = decision.descriptions[0] if decision.descriptions else DEFAULT_DENY_TEXT
+    if decision.outcome == "non_personalized":
+        return f"{reason[0].upper()}{reason[1:]}; showing what is popular."
+    return f"No recommendations: {reason}."
+
+
 DIRECT_MARKETING_DPV = frozenset({"dpv:DirectMarketing", "dpv:PersonalisedAdvertising"})
+FLOOR_MARKETING = "art21-objection-direct-marketing"
+FLOOR_PROFILING = "art21-objection-profiling"
 
 
 def honor_objection(decision: Decision, purpose: Purpose, state: SubjectState) -> Decision:
-    """Apply an objection (GDPR Art. 21) after the pack's rules; a pack cannot undo it.
+    """The floor under the pack's objection rules (GDPR Art. 21); a pack cannot undo it.
 
-    Direct marketing (purpose id `marketing.*` or a DPV marketing concept) is denied outright
-    (Art. 21(3)); a profiling purpose is at most non-personalized. Other purposes lose only the
-    consent the objection outweighs (done in `Gate.state`).
+    The default pack expresses objections as rules (`objection-direct-marketing`,
+    `objection-profiling`). Whatever a pack says, after its rules: direct marketing (purpose
+    id `marketing.*` or a DPV marketing concept) the subject objected to is denied (Art. 21(3)),
+    and an objected profiling purpose is at most non-personalized. When the pack's own rules
+    were already as strict, the decision and its reasons are left as they are.
     """
     if decision.purpose not in state.objections or decision.outcome == "denied":
         return decision
@@ -57,18 +82,42 @@ def honor_objection(decision: Decision, purpose: Purpose, state: SubjectState) -
         return replace(
             decision,
             outcome="denied",
-            reasons=("objection-direct-marketing",),
+            reasons=(FLOOR_MARKETING,),
             read=frozenset(),
             descriptions=("you objected to direct marketing (GDPR Art. 21(3))",),
         )
-    if purpose.profiling:
+    if purpose.profiling and decision.outcome == "personalized":
         return replace(
             decision,
             outcome="non_personalized",
-            reasons=("objection-profiling",),
+            reasons=(FLOOR_PROFILING,),
             read=frozenset(),
             descriptions=("not personalized: you objected to profiling (GDPR Art. 21)",),
         )
+    return decision
+
+
+def evaluate(
+    policy: CompiledPolicy, purpose: str, state: SubjectState, context: Mapping[str, str]
+) -> Decision:
+    """The whole decision for a known purpose, without a database: what the gate applies.
+
+    The pack's rules, then the statutory protections and the objection floor, then `read`
+    narrowed to the purpose's declared categories, the user's data-source switches and the
+    rules' withholdings; `context` is the context fields whose category that leaves readable.
+    """
+    declared = policy.pack.purposes.get(purpose)
+    decision = policy.decide(purpose, state, context)
+    decision = protect(decision, declared, state, context)
+    decision = honor_objection(decision, declared, state)
+    if decision.read:
+        read = settings_filter(narrow(decision.read, declared.data_categories), state.settings)
+        read = withhold(read, decision.withhold)
+        fields = policy.pack.context.fields
+        allowed = frozenset(
+            k for k in context if k in fields and category_allowed(fields[k].category, read)
+        )
+        decision = replace(decision, read=read, context=allowed)
     return decision
 
 
@@ -126,11 +175,12 @@ class Gate:
         purpose: str,
         context: Mapping[str, str] | None = None,
     ) -> tuple[Decision, Settings]:
-        """Decide for one call; the decision's `read` is narrowed by the purpose and settings."""
-        if purpose not in self.policy.pack.purposes.purposes:
+        """Decide for one call (see `evaluate`); the context must be str -> str."""
+        policy = self.policy  # read once: a concurrent reload swaps it whole
+        if purpose not in policy.pack.purposes.purposes:
             raise ValidationError(
                 f"purpose {purpose!r} is not declared in the policy pack's purposes.yaml "
-                f"(declared: {', '.join(self.policy.pack.purposes.ids())})"
+                f"(declared: {', '.join(policy.pack.purposes.ids())})"
             )
         ctx = dict(context or {})
         if len(ctx) > MAX_CONTEXT or not all(
@@ -138,14 +188,7 @@ class Gate:
         ):
             raise ValidationError(f"context must be a dict of at most {MAX_CONTEXT} str -> str")
         state, settings = self.state(conn, subject)
-        decision = self.policy.decide(purpose, state, ctx)
-        decision = protect(decision, self.policy.pack.purposes.get(purpose), state, ctx)
-        decision = honor_objection(decision, self.policy.pack.purposes.get(purpose), state)
-        if decision.read:
-            purpose_cats = self.policy.pack.purposes.get(purpose).data_categories
-            read = settings_filter(narrow(decision.read, purpose_cats), settings)
-            decision = replace(decision, read=read)
-        return decision, settings
+        return evaluate(policy, purpose, state, ctx), settings
 
     def record(
         self,
@@ -156,8 +199,16 @@ class Gate:
         categories_used: frozenset[str],
         recommender: str,
         items: int,
+        signals: Sequence[str] = (),
     ) -> int:
-        """Append the decision record (no personal data: alias, rule ids, categories, counts)."""
+        """Append the decision record (no personal data: alias, rule ids, categories, counts).
+
+        It keeps the facts the user is shown: the explanation of the mode (`explain`), the data
+        categories used, and the kinds of per-item explanations (`signals`: item_item,
+        content, popularity, ...). The per-item texts name items the user viewed, so they are
+        not recorded; neither are context values, only the names of the context fields a
+        recommender saw.
+        """
         return self._audit.append(
             conn,
             "decision",
@@ -169,6 +220,11 @@ class Gate:
                 "categories_allowed": sorted(decision.read),
                 "categories_used": sorted(categories_used),
                 "excluded_item_categories": sorted(decision.exclude_item_categories),
+                "context_fields": sorted(decision.context),
+                "diversity_floor": decision.diversity_floor,
+                "dp_aggregate": decision.dp_aggregate,
+                "explanation": explain(decision),
+                "signals": sorted(set(signals)),
                 "policy_version": decision.policy_version,
                 "policy_hash": decision.policy_hash,
                 "recommender": recommender,

@@ -1,11 +1,13 @@
-"""Loading a policy pack directory: pack.yaml, purposes.yaml, fields.yaml, rules.yaml."""
+"""Loading a policy pack directory: pack, purposes, fields, rules and context YAML files."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import yaml
@@ -14,13 +16,14 @@ from pydantic import ValidationError as PydanticValidationError
 
 from tactful.consent import PurposeCatalog
 from tactful.errors import PolicyError
-from tactful.policy.model import PackMeta, RuleFile
+from tactful.policy.model import ContextCatalog, PackMeta, RuleFile
+from tactful.settings import Settings
 from tactful.store import ProfileSchema
 
 FILES = ("pack.yaml", "purposes.yaml", "fields.yaml", "rules.yaml")
 # Read by tactful.consent (age of digital consent, signal mapping); hashed when present so a
 # change to them changes the policy hash recorded in every decision.
-OPTIONAL_FILES = ("age_of_consent.yaml", "signals.yaml")
+OPTIONAL_FILES = ("age_of_consent.yaml", "signals.yaml", "context.yaml")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -34,6 +37,9 @@ class PolicyPack:
     schema: ProfileSchema
     rules: RuleFile
     content_hash: str
+    context: ContextCatalog = field(default_factory=ContextCatalog)
+    # SHA-256 of each file as loaded (a reload compares them to what it may not change).
+    files: Mapping[str, str] = field(default_factory=dict)
 
 
 def default_directory() -> Path:
@@ -63,21 +69,31 @@ def load_pack(directory: Path | None = None) -> PolicyPack:
                 f"policy pack {root} has no {name}; every pack needs {', '.join(FILES)}"
             )
         raw[name] = path.read_bytes()
-    digest = hashlib.sha256()
-    for name in FILES:
-        digest.update(name.encode() + b"\0" + raw[name] + b"\0")
     for name in OPTIONAL_FILES:
         if (root / name).is_file():
-            digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
-    meta = _parse(root / "pack.yaml", raw["pack.yaml"], PackMeta)
-    purposes = _parse(root / "purposes.yaml", raw["purposes.yaml"], PurposeCatalog)
-    schema = _parse(root / "fields.yaml", raw["fields.yaml"], ProfileSchema)
-    rules = _parse(root / "rules.yaml", raw["rules.yaml"], RuleFile)
+            raw[name] = (root / name).read_bytes()
+    digest = hashlib.sha256()
+    for name in (*FILES, *OPTIONAL_FILES):
+        if name in raw:
+            digest.update(name.encode() + b"\0" + raw[name] + b"\0")
+    meta = parse_yaml(root / "pack.yaml", raw["pack.yaml"], PackMeta)
+    purposes = parse_yaml(root / "purposes.yaml", raw["purposes.yaml"], PurposeCatalog)
+    schema = parse_yaml(root / "fields.yaml", raw["fields.yaml"], ProfileSchema)
+    rules = parse_yaml(root / "rules.yaml", raw["rules.yaml"], RuleFile)
+    context = (
+        parse_yaml(root / "context.yaml", raw["context.yaml"], ContextCatalog)
+        if "context.yaml" in raw
+        else ContextCatalog()
+    )
     _cross_check(root, purposes, rules)
-    return PolicyPack(root, meta, purposes, schema, rules, digest.hexdigest())
+    files = {name: hashlib.sha256(data).hexdigest() for name, data in raw.items()}
+    return PolicyPack(
+        root, meta, purposes, schema, rules, digest.hexdigest(), context, MappingProxyType(files)
+    )
 
 
-def _parse(path: Path, data: bytes, model: type[M]) -> M:
+def parse_yaml(path: Path, data: bytes, model: type[M]) -> M:
+    """Parse and validate one YAML file; PolicyError names the file, line, key and problem."""
     try:
         doc: Any = yaml.safe_load(data)
     except yaml.YAMLError as exc:
@@ -134,9 +150,22 @@ def _cross_check(root: Path, purposes: PurposeCatalog, rules: RuleFile) -> None:
         if rule.id in seen:
             raise PolicyError(f"{root / 'rules.yaml'}: rule id {rule.id!r} is used twice")
         seen.add(rule.id)
-        for pid in rule.match.purposes:
+        named = (*rule.match.purposes, *(rule.match.consent_to or ()))
+        for pid in named:
             if pid != "*" and pid not in purposes.purposes:
                 raise PolicyError(
                     f"{root / 'rules.yaml'}: rule {rule.id!r} names purpose {pid!r}, which "
                     f"purposes.yaml does not declare (declared: {', '.join(purposes.ids())})"
+                )
+        for key, value in (rule.match.settings or {}).items():
+            known = Settings.model_fields
+            if key not in known:
+                raise PolicyError(
+                    f"{root / 'rules.yaml'}: rule {rule.id!r} matches setting {key!r}, which "
+                    f"users do not have (settings: {', '.join(known)})"
+                )
+            if isinstance(value, str) or key == "excluded_topics":
+                raise PolicyError(
+                    f"{root / 'rules.yaml'}: rule {rule.id!r} matches setting {key!r} with "
+                    f"{value!r}; match a true/false switch or the discovery level (a number)"
                 )

@@ -5,6 +5,8 @@ These are statutory floors and the user's own switches, so a pack cannot forget 
   authorization in force; without one the call is non-personalized.
 - GDPR Art. 9: special categories (user.special.*) are read only for a purpose declared
   `explicit_consent: true` whose consent in force was recorded as explicit.
+- GDPR Art. 18: a restricted subject's data is only stored; every purpose is denied even if
+  a pack's higher-priority rule would allow it.
 - The user's per-channel toggles: a channel the user switched off gets no recommendations.
 Each override names its rule id in the decision, like a rule of the pack.
 """
@@ -20,6 +22,7 @@ from tactful.store import category_allowed
 
 CHILD_RULE = "art8-child-needs-parental-authorization"
 CHANNEL_RULE = "settings-channel-off"
+RESTRICTED_RULE = "art18-restricted"
 SPECIAL = frozenset({"user.special"})
 EMAIL_CHANNEL = "email"
 
@@ -35,6 +38,14 @@ def protect(
     """Apply the channel toggles, the Art. 8 and the Art. 9 protections to a decision."""
     if decision.outcome == "denied":
         return decision
+    if state.status == "restricted":
+        return replace(
+            decision,
+            outcome="denied",
+            reasons=(RESTRICTED_RULE,),
+            read=frozenset(),
+            descriptions=("processing of your data is restricted (GDPR Art. 18)",),
+        )
     channel = channel_of(context)
     enabled = (
         state.settings.channel_email
