@@ -34,8 +34,18 @@ def test_rule_based_recommendations_use_only_allowed_context(tf: Tactful) -> Non
     seed_small(tf)
     tf.configure_recommendations(
         rules=[
-            Rule("pin", item={"item": "d"}, when={"context.referrer": "newsletter"}, reason="from the newsletter"),
-            Rule("pin", item={"item": "c"}, when={"context.precise_location": PRECISE}, reason="near you"),
+            Rule(
+                "pin",
+                item={"item": "d"},
+                when={"context.referrer": "newsletter"},
+                reason="from the newsletter",
+            ),
+            Rule(
+                "pin",
+                item={"item": "c"},
+                when={"context.precise_location": PRECISE},
+                reason="near you",
+            ),
         ]
     )
     recs = tf.recommend("u1", k=3, context={"referrer": "newsletter"})

@@ -98,11 +98,14 @@ def test_recorded_views_hold_exactly_the_allowed_fields(tf: Tactful) -> None:
 
 
 def test_a_withheld_category_never_reaches_the_recommender(db_url: str, tmp_path: Path) -> None:
-    rules = (POLICIES / "rules.yaml").read_text() + """
+    rules = (
+        (POLICIES / "rules.yaml").read_text()
+        + """
   - id: no-location-on-kiosks
     match: {context: {channel: [kiosk]}}
     obligations: {withhold: [user.location, user.preference]}
 """
+    )
     root = pack_with(tmp_path, rules)
     with Tactful.open(db_url=db_url, key_file=tmp_path / "master.key", policies=root) as tf:
         seed_small(tf)
@@ -133,9 +136,7 @@ def test_use_location_off_keeps_every_location_out(tf: Tactful) -> None:
     tf.settings.update("u1", use_location=False, use_profile=True)
     rec = Recording()
     tf.register_recommender(rec)
-    tf.recommend(
-        "u1", context={"coarse_location": "DE", "precise_location": "1,2", "device": "tv"}
-    )
+    tf.recommend("u1", context={"coarse_location": "DE", "precise_location": "1,2", "device": "tv"})
     view = rec.views[-1]
     assert "country" not in view.fields and dict(view.context) == {"device": "tv"}
     assert not any(c.startswith("user.location") for c in view.categories_read)

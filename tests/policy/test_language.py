@@ -186,12 +186,12 @@ def test_settings_and_context_matchers(tmp_path: Path) -> None:
         )
     )
     zero = Settings(discovery=0.0)
-    assert evaluate(policy, "personalization", state(settings=zero), {"channel": "email"}).outcome == (
-        "non_personalized"
-    )
-    assert evaluate(policy, "personalization", state(settings=zero), {"channel": "web"}).outcome == (
-        "personalized"
-    )
+    assert evaluate(
+        policy, "personalization", state(settings=zero), {"channel": "email"}
+    ).outcome == ("non_personalized")
+    assert evaluate(
+        policy, "personalization", state(settings=zero), {"channel": "web"}
+    ).outcome == ("personalized")
 
 
 def test_withhold_beats_read_even_for_a_broader_category(tmp_path: Path) -> None:

@@ -45,7 +45,10 @@ def test_a_rule_change_that_breaks_an_expectation_fails_with_what_differed(
     root = pack_with(tmp_path)
     rules = (root / "rules.yaml").read_text()
     (root / "rules.yaml").write_text(
-        rules.replace("exclude_item_categories: [alcohol, gambling, adult]", "exclude_item_categories: [gambling, adult]"),
+        rules.replace(
+            "exclude_item_categories: [alcohol, gambling, adult]",
+            "exclude_item_categories: [gambling, adult]",
+        ),
         encoding="utf-8",
     )
     report = test_policies(root)

@@ -68,7 +68,11 @@ def test_a_valid_change_applies_to_the_next_decision_and_is_audited(
             lambda t: t.replace("validity_days: 395", "validity_days: 30", 1),
             "need the store reopened",
         ),
-        ("pack.yaml", lambda t: t.replace("max_epsilon_per_release: 1.0", "max_epsilon_per_release: 2.0"), "reopened"),
+        (
+            "pack.yaml",
+            lambda t: t.replace("max_epsilon_per_release: 1.0", "max_epsilon_per_release: 2.0"),
+            "reopened",
+        ),
     ],
 )
 def test_a_broken_or_unsafe_pack_is_refused_and_the_old_policy_stays(
