@@ -152,6 +152,12 @@ class CompiledPolicy:
 
     def __init__(self, pack: PolicyPack) -> None:
         self.pack = pack
+        # (purpose, read, withhold, use_behavior, use_profile, use_location) ->
+        # (categories a recommender may read, context field names of those categories)
+        self.readable: dict[
+            tuple[str, frozenset[str], frozenset[str], bool, bool, bool],
+            tuple[frozenset[str], frozenset[str]],
+        ] = {}
         self.version = pack.meta.version
         self.hash = pack.content_hash
         compiled = [_compile(r) for r in pack.rules.rules]

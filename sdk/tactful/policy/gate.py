@@ -14,6 +14,9 @@ from tactful.settings import Settings, SettingsStore
 from tactful.store import Connection, SubjectRef, category_allowed
 
 MAX_CONTEXT = 32
+# Narrowing depends only on the purpose, the rules' read/withhold sets and three switches, so
+# its result is cached per compiled policy (a reload starts a new cache).
+READABLE_CACHE = 4096
 BEHAVIOR = "user.behavior"
 LOCATION = "user.location"
 
@@ -111,13 +114,20 @@ def evaluate(
     decision = protect(decision, declared, state, context)
     decision = honor_objection(decision, declared, state)
     if decision.read:
-        read = settings_filter(narrow(decision.read, declared.data_categories), state.settings)
-        read = withhold(read, decision.withhold)
-        fields = policy.pack.context.fields
-        allowed = frozenset(
-            k for k in context if k in fields and category_allowed(fields[k].category, read)
-        )
-        decision = replace(decision, read=read, context=allowed)
+        st = state.settings
+        key = (purpose, decision.read, decision.withhold, st.use_behavior, st.use_profile,
+               st.use_location)  # fmt: skip
+        cached = policy.readable.get(key)
+        if cached is None:
+            read = settings_filter(narrow(decision.read, declared.data_categories), st)
+            read = withhold(read, decision.withhold)
+            fields = policy.pack.context.fields
+            names = frozenset(k for k, f in fields.items() if category_allowed(f.category, read))
+            if len(policy.readable) >= READABLE_CACHE:
+                policy.readable.clear()
+            cached = policy.readable[key] = (read, names)
+        read, names = cached
+        decision = replace(decision, read=read, context=names.intersection(context))
     return decision
 
 

@@ -1,0 +1,428 @@
+"""Gate benchmarks (issue 5): what the gate costs around a recommender, and a policy decision.
+
+(a) Gate overhead. A store with a synthetic catalog of 10,000 items (40 categories) and
+    USERS consenting users with 30 interactions each; the hybrid's blend is item-item only and
+    every user's discovery level is 0, so `tf.recommend` calls the item-item recommender and
+    nothing else. Baseline: the same fitted ItemItemRecommender called directly on the same
+    prepared input (the MinimizedView and exclusions the gate would build), in the same run.
+    Gate cost = median gated call - median direct call; the parts are timed too: subject state
+    (consent, settings, objections, age), the policy decision, the view (profile fields and
+    events decrypted), and the audit append (hash chain + insert), each inside a transaction.
+(b) Policy decision alone: `evaluate` (the compiled default pack plus the statutory
+    protections, narrowing, withholding and context filtering: everything but I/O) against a
+    hand-written Python function that makes the same decisions for the default pack. Both are
+    checked to agree on every sample before timing.
+
+Run: /work/venv/bin/python bench/bench_gate.py [sqlite|postgresql://...] [users]
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tactful import Tactful
+from tactful.policy import CompiledPolicy, Decision, SubjectState, evaluate, load_pack
+from tactful.recommend import ItemItemRecommender, MinimizedView, rerank
+from tactful.settings import Settings, pool_size
+from tactful.store import category_allowed
+
+REPO = Path(__file__).resolve().parents[1]
+ITEMS = 10_000
+CATEGORIES = 40
+PER_USER = 30
+K = 10
+
+
+def load_line() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def seed(tf: Tactful, users: int) -> list[str]:
+    rng = random.Random(7)
+    tf.catalog.upsert(
+        {
+            "item_id": f"i{i}",
+            "title": f"Item {i}",
+            "categories": [f"c{i % CATEGORIES}", f"c{(i * 7) % CATEGORIES}"],
+        }
+        for i in range(ITEMS)
+    )
+    # Popular items are drawn more often (Zipf-like), so co-occurrences are not all empty.
+    weights = [1.0 / (1 + i) ** 0.8 for i in range(ITEMS)]
+    base = datetime.now(UTC) - timedelta(days=10)
+    ids = [f"user{u}" for u in range(users)]
+    batch = []
+    for u in ids:
+        for j, i in enumerate(rng.choices(range(ITEMS), weights, k=PER_USER)):
+            batch.append((u, f"i{i}", "view", base + timedelta(minutes=j)))
+    tf.events.record_batch(batch)
+    for u in ids:
+        tf.consent.grant(u, ["personalization"])
+        tf.settings.update(u, discovery=0.0)
+    tf.configure_recommendations(weights={"item_item": 1.0, "content": 0.0, "popularity": 0.0})
+    tf.train()
+    return ids
+
+
+def timed(fn: Callable[[], object], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        fn()
+        out.append((time.perf_counter_ns() - t) / 1000)
+    return out
+
+
+def gate_overhead(url: str, users: int, calls: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = url if url.startswith("postgresql") else f"sqlite:///{tmp}/tactful.db"
+        tf = Tactful.open(
+            db_url=db, home=tmp, key_file=Path(tmp) / "master.key", policies=REPO / "policies"
+        )
+        try:
+            ids = seed(tf, users)
+            _gate_overhead(tf, ids, calls)
+        finally:
+            tf.close()
+
+
+def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
+    store, gate, models = tf._store, tf._gate, tf._models
+    item_item = next(c for c in models.hybrid.components if c.name == "item_item")
+    assert isinstance(item_item, ItemItemRecommender)
+    ctx = {"device": "mobile", "channel": "app"}
+    # Prepared input: what the gate gives the recommender, built once per user.
+    prepared: list[tuple[MinimizedView, frozenset[str]]] = []
+    for u in ids:
+        with store.begin() as conn:
+            subject = store.subjects.find(conn, u)
+            assert subject is not None
+            decision, settings = gate.decide(conn, subject, "personalization", ctx)
+            view = tf._view(conn, subject, decision, ctx)
+        exclude = models.excluded(
+            decision.exclude_item_categories | frozenset(settings.excluded_topics),
+            seen=frozenset(i.item for i in view.history),
+        )
+        prepared.append((view, exclude))
+    sample = tf.recommend(ids[0], k=K, context=ctx)
+    assert sample.mode == "personalized" and {i.signal for i in sample.items} == {"item_item"}
+    direct_first = [s.item for s in item_item.recommend(prepared[0][0], K, prepared[0][1])]
+    assert sample.item_ids == direct_first, "gated and direct calls must return the same list"
+
+    # Interleave gated and direct rounds so both see the same machine load.
+    gated: list[float] = []
+    direct: list[float] = []
+    blend: list[float] = []
+    gated_cpu: list[float] = []
+    hybrid = models.hybrid
+    pool = pool_size(K, 0.0)
+    rounds = 5
+    for r in range(rounds):
+        for j in range(calls // rounds):
+            u = (r * 997 + j) % len(ids)
+            c0 = time.process_time_ns()
+            gated += timed(lambda u=u: tf.recommend(ids[u], k=K, context=ctx), 1)
+            gated_cpu.append((time.process_time_ns() - c0) / 1000)
+            view, exclude = prepared[u]
+            direct += timed(lambda v=view, e=exclude: item_item.recommend(v, K, e), 1)
+            blend += timed(
+                lambda v=view, e=exclude: rerank(
+                    hybrid.recommend(v, pool, e), K, 0.0, hybrid.catalog, v.history
+                ),
+                1,
+            )
+
+    # The parts of the gate, each timed on its own.
+    def part_state() -> None:
+        with store.begin() as conn:
+            subject = store.subjects.find(conn, ids[1])
+            gate.state(conn, subject)
+
+    with store.begin() as conn:
+        subject = store.subjects.find(conn, ids[1])
+        assert subject is not None
+        state, _ = gate.state(conn, subject)
+        decision = evaluate(gate.policy, "personalization", state, ctx)
+
+    def part_decide() -> None:
+        evaluate(gate.policy, "personalization", state, ctx)
+
+    def part_view() -> None:
+        with store.begin() as conn:
+            subject = store.subjects.find(conn, ids[1])
+            assert subject is not None
+            tf._view(conn, subject, decision, ctx)
+
+    def part_audit() -> None:
+        with store.begin() as conn:
+            gate.record(
+                conn,
+                subject,
+                decision,
+                categories_used=frozenset(),
+                recommender="item_item",
+                items=K,
+                signals=["item_item"] * K,
+            )
+
+    def part_txn() -> None:
+        with store.begin() as conn:
+            store.subjects.find(conn, ids[1])
+
+    parts = {
+        "transaction + subject lookup": part_txn,
+        "subject state (consent, settings, objections, age)": part_state,
+        "policy decision (evaluate)": part_decide,
+        "minimized view (profile + events decrypted)": part_view,
+        "audit append (hash chain + insert)": part_audit,
+    }
+    n = max(200, calls // 2)
+    measured = {name: statistics.median(timed(fn, n)) for name, fn in parts.items()}
+
+    g, d, h = statistics.median(gated), statistics.median(direct), statistics.median(blend)
+    print(
+        f"\n(a) gate overhead, {store.dialect}, catalog {ITEMS} items, {len(ids)} users x "
+        f"{PER_USER} events, k={K}, {len(gated)} calls each"
+    )
+    print(f"  direct item-item recommend (k={K})          : median {d:9.1f} µs")
+    print(
+        f"  direct recommender call the gate makes      : median {h:9.1f} µs"
+        f"  (hybrid, item-item only, pool {pool}, re-rank at level 0)"
+    )
+    print(
+        f"  gated tf.recommend                          : median {g:9.1f} µs wall, "
+        f"{statistics.median(gated_cpu):.1f} µs CPU"
+    )
+    print(
+        f"  gate cost vs item-item (gated - direct)     : median {g - d:9.1f} µs   (goal <= 100 µs)"
+    )
+    print(f"  gate cost vs the same call (gated - blend)  : median {g - h:9.1f} µs")
+    print(
+        f"  gated throughput / direct item-item         : {100 * d / g:6.1f} %      (goal >= 90 %)"
+    )
+    print(f"  gated throughput / direct same call         : {100 * h / g:6.1f} %")
+    print("  parts of the gate (median µs, timed separately):")
+    for name, us in measured.items():
+        print(f"    {name:<52} {us:9.1f}")
+
+
+# ---------------------------------------------------------------------------------------
+# (b) the policy decision alone vs a hand-written function for the default pack
+
+
+def handwritten(
+    pack_version: str,
+    pack_hash: str,
+    purposes: Mapping[str, tuple[bool, str | None, frozenset[str], bool]],
+    context_fields: Mapping[str, str],
+) -> Callable[[str, SubjectState, Mapping[str, str]], Decision]:
+    """The default pack's decisions written out by hand (what an app without tactful writes)."""
+    adult_only = frozenset({"alcohol", "gambling", "adult"})
+    marketing_dpv = ("dpv:DirectMarketing", "dpv:PersonalisedAdvertising")
+    base_read = (
+        "user.behavior",
+        "user.preference",
+        "user.special",
+        "user.location.country",
+        "user.location.coarse",
+        "context",
+    )
+
+    def make(
+        purpose: str,
+        outcome: str,
+        reasons: tuple[str, ...],
+        text: str,
+        read: frozenset[str] = frozenset(),
+        minor: bool = False,
+        ctx: frozenset[str] = frozenset(),
+    ) -> Decision:
+        return Decision(
+            uuid.uuid4().hex,
+            purpose,
+            outcome,
+            reasons,
+            read,  # type: ignore[arg-type]
+            adult_only if minor else frozenset(),
+            pack_version,
+            pack_hash,
+            (text,),
+            frozenset({"user.location.precise"}) if minor else frozenset(),
+            0.3 if minor else 0.0,
+            False,
+            ctx,
+        )
+
+    def decide(purpose: str, s: SubjectState, context: Mapping[str, str]) -> Decision:
+        profiling, dpv, declared, explicit_ok = purposes[purpose]
+        objected = purpose in s.objections
+        m = s.minor
+        if s.status == "restricted":
+            return make(purpose, "denied", ("restricted-deny",), "restricted", minor=m)
+        if objected and dpv in marketing_dpv:
+            return make(purpose, "denied", ("objection-direct-marketing",), "objected", minor=m)
+        if purpose != "personalization":
+            return make(purpose, "denied", ("default-deny",), "no rule", minor=m)
+        st = s.settings
+        channel_on = (
+            st.channel_email if context.get("channel") == "email" else (st.channel_recommendations)
+        )
+        reasons: list[str] = []
+        if objected and profiling:
+            reasons.append("objection-profiling")
+        elif purpose not in s.consent:
+            reasons.append("personalization-no-consent")
+        if not st.personalization:
+            reasons.append("personalization-switched-off")
+        if s.status == "unknown":
+            reasons.append("personalization-unknown-user")
+        if reasons:
+            if s.status != "unknown" and not channel_on:
+                return make(purpose, "denied", ("settings-channel-off",), "channel", minor=m)
+            return make(purpose, "non_personalized", tuple(reasons), "not personalized", minor=m)
+        if s.status != "active":
+            return make(purpose, "denied", ("default-deny",), "no rule", minor=m)
+        if not channel_on:
+            return make(purpose, "denied", ("settings-channel-off",), "channel", minor=m)
+        if m and purpose not in s.parental:
+            return make(
+                purpose,
+                "non_personalized",
+                ("art8-child-needs-parental-authorization",),
+                "child",
+                minor=m,
+            )
+        read = set(base_read)
+        reasons = ["personalization-consented"]
+        if "personalization.precise_location" in s.consent:
+            read.add("user.location.precise")
+            reasons.append("precise-location-consented")
+        if m:
+            reasons.append("minors-protected")
+        out: set[str] = set()
+        for r in read:  # narrow to the purpose's declared categories
+            if category_allowed(r, declared):
+                out.add(r)
+            else:
+                out.update(c for c in declared if c.startswith(r + "."))
+        if not (explicit_ok and purpose in s.explicit):
+            out = {c for c in out if not c.startswith("user.special")}
+        out = {
+            c
+            for c in out
+            if (st.use_behavior or not c.startswith("user.behavior"))
+            and (st.use_profile or c.startswith("user.behavior"))
+            and (st.use_location or not c.startswith("user.location"))
+            and not (m and c.startswith("user.location.precise"))
+        }
+        final = frozenset(out)
+        ctx = frozenset(
+            k for k in context if k in context_fields and category_allowed(context_fields[k], final)
+        )
+        return make(purpose, "personalized", tuple(reasons), "ok", final, m, ctx)
+
+    return decide
+
+
+def samples() -> list[tuple[str, SubjectState, dict[str, str]]]:
+    d = Settings()
+    p = frozenset({"personalization"})
+    ctx = {"device": "mobile", "channel": "app", "coarse_location": "DE"}
+    return [
+        ("personalization", SubjectState("active", p, d, "DE"), ctx),
+        ("personalization", SubjectState("active", frozenset(), d, "DE"), ctx),
+        ("personalization", SubjectState("active", p, Settings(personalization=False)), ctx),
+        ("personalization", SubjectState("unknown", frozenset(), d), {}),
+        ("personalization", SubjectState("restricted", p, d), ctx),
+        (
+            "personalization",
+            SubjectState("active", frozenset(), d, objections=frozenset({"personalization"})),
+            ctx,
+        ),
+        ("personalization", SubjectState("active", p, d, minor=True, parental=p), ctx),
+        (
+            "personalization",
+            SubjectState(
+                "active", p | {"personalization.precise_location"}, Settings(use_location=False)
+            ),
+            {**ctx, "precise_location": "1,2"},
+        ),
+        ("marketing.email", SubjectState("active", frozenset({"marketing.email"}), d), ctx),
+    ]
+
+
+def decision_alone(n: int) -> None:
+    pack = load_pack(REPO / "policies")
+    policy = CompiledPolicy(pack)
+    purposes = {
+        pid: (
+            pack.purposes.get(pid).profiling,
+            pack.purposes.get(pid).dpv,
+            frozenset(pack.purposes.get(pid).data_categories),
+            pack.purposes.get(pid).explicit_consent,
+        )
+        for pid in pack.purposes.ids()
+    }
+    fields = {k: f.category for k, f in pack.context.fields.items()}
+    hand = handwritten(pack.meta.version, pack.content_hash, purposes, fields)
+    cases = samples()
+    for purpose, state, ctx in cases:
+        a = evaluate(policy, purpose, state, ctx)
+        b = hand(purpose, state, ctx)
+        same = (
+            "outcome",
+            "reasons",
+            "read",
+            "exclude_item_categories",
+            "diversity_floor",
+            "context",
+        )
+        assert all(getattr(a, f) == getattr(b, f) for f in same), (purpose, state, a, b)
+    results = {}
+    for name, fn in (
+        ("tactful evaluate (compiled pack)", lambda p, s, c: evaluate(policy, p, s, c)),
+        ("hand-written Python function", hand),
+    ):
+        times: list[float] = []
+        for _ in range(n // len(cases)):
+            for purpose, state, ctx in cases:
+                t = time.perf_counter_ns()
+                fn(purpose, state, ctx)
+                times.append((time.perf_counter_ns() - t) / 1000)
+        times.sort()
+        results[name] = (statistics.median(times), times[int(len(times) * 0.99)])
+    print(
+        f"\n(b) policy decision alone, default pack, {len(cases)} representative states, "
+        f"{n} calls each"
+    )
+    for name, (med, p99) in results.items():
+        print(f"  {name:<34} median {med:6.2f} µs   p99 {p99:6.2f} µs")
+    (tm, tp), (hm, hp) = results.values()
+    print(
+        f"  ratio tactful / hand-written      median {tm / hm:5.2f}x   p99 {tp / hp:5.2f}x"
+        "   (goal <= 2x)"
+    )
+
+
+def main() -> None:
+    target = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
+    users = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+    print(f"bench_gate: {platform.machine()}, Python {platform.python_version()}, {load_line()}")
+    decision_alone(90_000)
+    gate_overhead(target, users, calls=1000)
+    print(f"\n{load_line()}")
+
+
+if __name__ == "__main__":
+    main()
