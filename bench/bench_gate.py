@@ -86,15 +86,33 @@ def timed(fn: Callable[[], object], n: int) -> list[float]:
 
 def gate_overhead(url: str, users: int, calls: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        db = url if url.startswith("postgresql") else f"sqlite:///{tmp}/tactful.db"
-        tf = Tactful.open(
-            db_url=db, home=tmp, key_file=Path(tmp) / "master.key", policies=REPO / "policies"
-        )
+        if not url.startswith("postgresql"):
+            _run(f"sqlite:///{tmp}/tactful.db", tmp, users, calls)
+            return
+        # A fresh schema of its own, dropped afterwards, so nothing else in the database is
+        # touched.
+        import psycopg
+
+        schema = "bench_gate_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        sep = "&" if "?" in url else "?"
         try:
-            ids = seed(tf, users)
-            _gate_overhead(tf, ids, calls)
+            _run(f"{url}{sep}options=-csearch_path%3D{schema}", tmp, users, calls)
         finally:
-            tf.close()
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def _run(db: str, tmp: str, users: int, calls: int) -> None:
+    tf = Tactful.open(
+        db_url=db, home=tmp, key_file=Path(tmp) / "master.key", policies=REPO / "policies"
+    )
+    try:
+        ids = seed(tf, users)
+        _gate_overhead(tf, ids, calls)
+    finally:
+        tf.close()
 
 
 def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
