@@ -152,10 +152,10 @@ class CompiledPolicy:
 
     def __init__(self, pack: PolicyPack) -> None:
         self.pack = pack
-        # (purpose, read, withhold, use_behavior, use_profile, use_location) ->
+        # (purpose, read, withhold, use_behavior, use_profile, use_location, special) ->
         # (categories a recommender may read, context field names of those categories)
         self.readable: dict[
-            tuple[str, frozenset[str], frozenset[str], bool, bool, bool],
+            tuple[str, frozenset[str], frozenset[str], bool, bool, bool, bool],
             tuple[frozenset[str], frozenset[str]],
         ] = {}
         self.version = pack.meta.version

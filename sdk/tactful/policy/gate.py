@@ -9,7 +9,7 @@ from tactful.audit import AuditLog
 from tactful.consent import AgeRules, ConsentLedger, Purpose
 from tactful.errors import ValidationError
 from tactful.policy.engine import DEFAULT_DENY_TEXT, CompiledPolicy, Decision, SubjectState
-from tactful.policy.protections import protect
+from tactful.policy.protections import drop_special, protect, special_allowed
 from tactful.settings import Settings, SettingsStore
 from tactful.store import Connection, SubjectRef, category_allowed
 
@@ -106,8 +106,9 @@ def evaluate(
     """The whole decision for a known purpose, without a database: what the gate applies.
 
     The pack's rules, then the statutory protections and the objection floor, then `read`
-    narrowed to the purpose's declared categories, the user's data-source switches and the
-    rules' withholdings; `context` is the context fields whose category that leaves readable.
+    narrowed to the purpose's declared categories, the user's data-source switches, Art. 9
+    (special categories need explicit consent) and the rules' withholdings; `context` is the
+    context fields whose category that leaves readable.
     """
     declared = policy.pack.purposes.get(purpose)
     decision = policy.decide(purpose, state, context)
@@ -115,12 +116,13 @@ def evaluate(
     decision = honor_objection(decision, declared, state)
     if decision.read:
         st = state.settings
+        special = special_allowed(declared, purpose, state)
         key = (purpose, decision.read, decision.withhold, st.use_behavior, st.use_profile,
-               st.use_location)  # fmt: skip
+               st.use_location, special)  # fmt: skip
         cached = policy.readable.get(key)
         if cached is None:
             read = settings_filter(narrow(decision.read, declared.data_categories), st)
-            read = withhold(read, decision.withhold)
+            read = withhold(read if special else drop_special(read), decision.withhold)
             fields = policy.pack.context.fields
             names = frozenset(k for k, f in fields.items() if category_allowed(f.category, read))
             if len(policy.readable) >= READABLE_CACHE:

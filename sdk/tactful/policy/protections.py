@@ -35,7 +35,11 @@ def channel_of(context: Mapping[str, str]) -> str:
 def protect(
     decision: Decision, purpose: Purpose, state: SubjectState, context: Mapping[str, str]
 ) -> Decision:
-    """Apply the channel toggles, the Art. 8 and the Art. 9 protections to a decision."""
+    """Apply the Art. 18 floor, the channel toggles and the Art. 8 protection to a decision.
+
+    The Art. 9 protection (`special_allowed`, `drop_special`) is part of narrowing what may be
+    read, which the gate applies to every personalized decision after this.
+    """
     if decision.outcome == "denied":
         return decision
     if state.status == "restricted":
@@ -73,8 +77,14 @@ def protect(
                 "recommendations need a parent's authorization",
             ),
         )
-    if not (purpose.explicit_consent and decision.purpose in state.explicit):
-        read = frozenset(c for c in decision.read if not category_allowed(c, SPECIAL))
-        if read != decision.read:
-            return replace(decision, read=read)
     return decision
+
+
+def special_allowed(purpose: Purpose, pid: str, state: SubjectState) -> bool:
+    """GDPR Art. 9: special categories only for an explicit-consent purpose, given explicitly."""
+    return purpose.explicit_consent and pid in state.explicit
+
+
+def drop_special(read: frozenset[str]) -> frozenset[str]:
+    """`read` without the special categories (user.special.*)."""
+    return frozenset(c for c in read if not category_allowed(c, SPECIAL))
