@@ -216,7 +216,7 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
     print(f"  direct item-item recommend (k={K})          : median {d:9.1f} µs")
     print(
         f"  direct recommender call the gate makes      : median {h:9.1f} µs"
-        f"  (hybrid, item-item only, pool {pool}, re-rank at level 0)"
+        f"  (hybrid, item-item only, pool {max(pool, hybrid.pool)}, re-rank at level 0)"
     )
     print(
         f"  gated tf.recommend                          : median {g:9.1f} µs wall, "
