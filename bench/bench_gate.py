@@ -138,6 +138,10 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
     direct_first = [s.item for s in item_item.recommend(prepared[0][0], K, prepared[0][1])]
     assert sample.item_ids == direct_first, "gated and direct calls must return the same list"
 
+    # Item-item computes an item's similarity row on first use and keeps it: warm every row
+    # the users need first, or whichever path runs first for a user pays for both.
+    for view, exclude in prepared:
+        item_item.recommend(view, K, exclude)
     # Interleave gated and direct rounds so both see the same machine load.
     gated: list[float] = []
     direct: list[float] = []
