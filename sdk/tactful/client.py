@@ -38,6 +38,7 @@ from tactful.reports import AuditReport, collect
 from tactful.rights import (
     Rights,
 )
+from tactful.segments import Evaluation, Memberships
 from tactful.settings import SettingsStore, pool_size
 from tactful.store import (
     Connection,
@@ -69,6 +70,7 @@ class Tactful:
             self._audit,
             AgeRules(AgeTable.load(pack.directory), store.profiles),
             objections=lambda conn, subject: self._rights.controls.objections(conn, subject),
+            memberships=Memberships(store.subjects),
         )
         self._rights = Rights(store, self._ledger, self._settings, self._audit, pack.purposes)
         self._models = Models(self)
@@ -165,8 +167,13 @@ class Tactful:
             used: frozenset[str] = frozenset()
             scored: list[ScoredItem] = []
             recommender = "none"
+            segments: Evaluation | None = None
             if decision.outcome == "personalized" and subject is not None:
                 view = self._view(conn, subject, decision)
+                # Segments are evaluated by the gate on the minimized view only.
+                segments = self._gate.evaluate_segments(
+                    conn, subject, decision, view, settings, self._models.items_in
+                )
                 # The request context (device, time of day) is the app's, given for this call
                 # and never stored: the rules of the hybrid read it from the view.
                 view = MinimizedView(
@@ -174,6 +181,7 @@ class Tactful:
                     history=view.history,
                     context=dict(context or {}),
                     categories_read=view.categories_read,
+                    segments=frozenset(segments.matched) if segments else frozenset(),
                 )
                 used = view.categories_read
                 exclude = self._models.excluded(
@@ -204,6 +212,8 @@ class Tactful:
                 else:
                     scored = _dp_popular(released, k, exclude)
                     recommender = "dp_popularity"
+            if segments is None and subject is not None:
+                self._gate.drop_segments(conn, subject, purpose)
             self._gate.record(
                 conn,
                 subject,
@@ -211,6 +221,7 @@ class Tactful:
                 categories_used=used,
                 recommender=recommender,
                 items=len(scored),
+                segments=segments,
             )
         return Recommendations(
             items=tuple(
@@ -281,6 +292,13 @@ class Tactful:
                 raise ValidationError("blend weights must be numbers >= 0")
         if rules is not None and not all(isinstance(r, Rule) for r in rules):
             raise ValidationError("rules must be tactful.recommend.Rule objects")
+        for r in rules or ():
+            unknown = sorted(r.segments() - set(self._gate.segments.ids()))
+            if unknown:
+                raise ValidationError(
+                    f"rule names segment(s) {unknown} that segments.yaml does not declare "
+                    f"(declared: {', '.join(self._gate.segments.ids()) or 'none'})"
+                )
         with self._models._lock:
             if weights is not None:
                 hybrid.weights.update(weights)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,12 +15,13 @@ from pydantic import ValidationError as PydanticValidationError
 from tactful.consent import PurposeCatalog
 from tactful.errors import PolicyError
 from tactful.policy.model import PackMeta, RuleFile
+from tactful.segments import PackContext, SegmentFile, setting_kinds
 from tactful.store import ProfileSchema
 
 FILES = ("pack.yaml", "purposes.yaml", "fields.yaml", "rules.yaml")
 # Read by tactful.consent (age of digital consent, signal mapping); hashed when present so a
 # change to them changes the policy hash recorded in every decision.
-OPTIONAL_FILES = ("age_of_consent.yaml", "signals.yaml")
+OPTIONAL_FILES = ("age_of_consent.yaml", "signals.yaml", "segments.yaml")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -34,6 +35,8 @@ class PolicyPack:
     schema: ProfileSchema
     rules: RuleFile
     content_hash: str
+    # segments.yaml (optional): segments the gate evaluates on personalized decisions.
+    segments: SegmentFile = field(default_factory=SegmentFile)
 
 
 def default_directory() -> Path:
@@ -74,10 +77,19 @@ def load_pack(directory: Path | None = None) -> PolicyPack:
     schema = _parse(root / "fields.yaml", raw["fields.yaml"], ProfileSchema)
     rules = _parse(root / "rules.yaml", raw["rules.yaml"], RuleFile)
     _cross_check(root, purposes, rules)
-    return PolicyPack(root, meta, purposes, schema, rules, digest.hexdigest())
+    segments = SegmentFile()
+    if (root / "segments.yaml").is_file():
+        context = PackContext(
+            schema,
+            setting_kinds(),
+            {pid: (p.profiling, p.data_categories) for pid, p in purposes.purposes.items()},
+        )
+        path = root / "segments.yaml"
+        segments = _parse(path, path.read_bytes(), SegmentFile, {"pack": context})
+    return PolicyPack(root, meta, purposes, schema, rules, digest.hexdigest(), segments)
 
 
-def _parse(path: Path, data: bytes, model: type[M]) -> M:
+def _parse(path: Path, data: bytes, model: type[M], context: dict[str, object] | None = None) -> M:
     try:
         doc: Any = yaml.safe_load(data)
     except yaml.YAMLError as exc:
@@ -87,7 +99,7 @@ def _parse(path: Path, data: bytes, model: type[M]) -> M:
             f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
         ) from None
     try:
-        return model.model_validate(doc)
+        return model.model_validate(doc, context=context)
     except PydanticValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "(top level)"
