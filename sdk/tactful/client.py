@@ -89,6 +89,7 @@ class Tactful:
             self._audit,
             pack.meta.max_epsilon_per_release,
             lambda conn: [i.item_id for i in store.catalog.all(conn)],
+            segments=self._gate.segments,
         )
 
     @classmethod

@@ -124,8 +124,47 @@ class Condition(BaseModel):
     def _parts(self) -> tuple[object, ...]:
         return (self.field, self.setting, self.behavior, self.all_, self.any_, self.not_)
 
+    @field_validator("field")
+    @classmethod
+    def _declared_field(cls, value: str | None, info: ValidationInfo) -> str | None:
+        pack = _pack(info)
+        if pack is not None and value is not None and value not in pack.schema.fields:
+            known = ", ".join(sorted(pack.schema.fields)) or "none"
+            raise _err(f"field {value!r} is not declared in fields.yaml (declared: {known})")
+        return value
+
+    @field_validator("setting")
+    @classmethod
+    def _known_setting(cls, value: str | None, info: ValidationInfo) -> str | None:
+        pack = _pack(info)
+        if pack is not None and value is not None and value not in pack.settings:
+            known = ", ".join(sorted(pack.settings))
+            raise _err(f"setting {value!r} is not a tactful setting (settings: {known})")
+        return value
+
+    @field_validator("eq", "ne", "in_", "not_in", "lt", "le", "gt", "ge", "contains")
+    @classmethod
+    def _operand_fits(cls, value: object, info: ValidationInfo) -> object:
+        # Operators come after field/setting in the model, so those are in info.data.
+        pack = _pack(info)
+        if pack is None or value is None:
+            return value
+        op = (info.field_name or "").rstrip("_")
+        field, setting = info.data.get("field"), info.data.get("setting")
+        if isinstance(field, str) and field in pack.schema.fields:
+            kind, name = "field", field
+            ftype = {"int": "number", "float": "number", "list[str]": "list"}.get(
+                pack.schema.fields[field].type, pack.schema.fields[field].type
+            )
+        elif isinstance(setting, str) and setting in pack.settings:
+            kind, name, ftype = "setting", setting, pack.settings[setting]
+        else:
+            return value  # no field or setting (the shape check reports it), or an unknown one
+        _check_operand(kind, name, ftype, op, value)
+        return value
+
     @model_validator(mode="after")
-    def _shape(self, info: ValidationInfo) -> Condition:
+    def _shape(self) -> Condition:
         given = [k for k, v in zip(KINDS, self._parts(), strict=True) if v is not None]
         if len(given) != 1:
             raise _err(
@@ -133,66 +172,37 @@ class Condition(BaseModel):
                 f"(found: {', '.join(given) or 'none'})"
             )
         ops = self.operators()
-        if given[0] in ("field", "setting"):
-            if not ops:
-                raise _err(
-                    f"a {given[0]} condition needs an operator: one of {', '.join(OPERATORS)}"
-                )
-            self._check_types(given[0], ops, info)
-        elif ops:
+        if given[0] in ("field", "setting") and not ops:
+            raise _err(f"a {given[0]} condition needs an operator: one of {', '.join(OPERATORS)}")
+        if given[0] not in ("field", "setting") and ops:
             raise _err(
                 f"operators ({', '.join(ops)}) belong to a field or setting condition, "
                 f"not to {given[0]}"
             )
         return self
 
-    def _check_types(self, kind: str, ops: dict[str, object], info: ValidationInfo) -> None:
-        pack = _pack(info)
-        if pack is None:
-            return
-        if kind == "field":
-            name = self.field or ""
-            spec = pack.schema.fields.get(name)
-            if spec is None:
-                known = ", ".join(sorted(pack.schema.fields)) or "none"
-                raise _err(f"field {name!r} is not declared in fields.yaml (declared: {known})")
-            ftype = {"int": "number", "float": "number", "list[str]": "list"}.get(
-                spec.type, spec.type
-            )
-        else:
-            name = self.setting or ""
-            if name not in pack.settings:
-                known = ", ".join(sorted(pack.settings))
-                raise _err(f"setting {name!r} is not a tactful setting (settings: {known})")
-            ftype = pack.settings[name]
-        _check_operands(kind, name, ftype, ops)
 
-
-def _check_operands(kind: str, name: str, ftype: str, ops: dict[str, object]) -> None:
-    """Operators must fit the field's type; YAML's bare NO/yes/on must not pass as text."""
-    numeric = {"lt", "le", "gt", "ge"} & set(ops)
-    if numeric and ftype != "number":
-        raise _err(f"{kind} {name!r} is {ftype}: {', '.join(sorted(numeric))} compare numbers only")
-    if "contains" in ops and ftype != "list":
+def _check_operand(kind: str, name: str, ftype: str, op: str, value: object) -> None:
+    """An operator must fit the type; YAML's bare NO/yes/on must not pass as text."""
+    if op in ("lt", "le", "gt", "ge"):
+        if ftype != "number":
+            raise _err(f"{kind} {name!r} is {ftype}: {op} compares numbers only")
+        return
+    if op == "contains" and ftype != "list":
         raise _err(
             f"{kind} {name!r} is {ftype}: contains applies to list fields only (use eq or in)"
         )
     element = {"list": "str", "number": "number"}.get(ftype, ftype)
-    for op in ("eq", "ne", "in", "not_in", "contains"):
-        if op not in ops:
-            continue
-        raw = ops[op]
-        values = raw if isinstance(raw, tuple) else (raw,)
-        for v in values:
-            if not _fits(v, element):
-                hint = (
-                    "; quote it (YAML reads bare NO, yes, on, off as booleans)"
-                    if isinstance(v, bool) and element == "str"
-                    else ""
-                )
-                raise _err(
-                    f"{kind} {name!r} holds {element} values, but {op} compares with {v!r}{hint}"
-                )
+    for v in value if isinstance(value, tuple) else (value,):
+        if not _fits(v, element):
+            hint = (
+                "; quote it (YAML reads bare NO, yes, on, off as booleans)"
+                if isinstance(v, bool) and element == "str"
+                else ""
+            )
+            raise _err(
+                f"{kind} {name!r} holds {element} values, but {op} compares with {v!r}{hint}"
+            )
 
 
 def _fits(value: object, element: str) -> bool:
