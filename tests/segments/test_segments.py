@@ -225,3 +225,35 @@ def test_segment_sizes_and_metrics_count_only_covered_members(db_url: str, tmp_p
         assert sum(r.by_key["dach-sports-fans"].value for r in after) / 40 == pytest.approx(
             0, abs=0.6
         ), "an erased member is never counted again"
+
+
+HEALTH = """\
+segments:
+  - id: health-curious
+    description: Told us about a health interest.
+    purposes: [personalization]
+    when: {field: health_interest, present: true}
+    needs: [user.special]
+"""
+
+
+def test_a_special_category_segment_needs_explicit_consent(db_url: str, tmp_path: Path) -> None:
+    root = tmp_path / "pack"
+    shutil.copytree(POLICIES, root)
+    (root / "segments.yaml").write_text(HEALTH)
+    with Tactful.open(db_url=db_url, key_file=tmp_path / "master.key", policies=root) as tf:
+        tf.catalog.upsert(SPORTS)
+        tf.profiles.put("ana", {"health_interest": "running"})
+        tf.consent.grant("ana", ["personalization"])
+        tf.recommend("ana")
+        record = _last_decision(tf, "ana")
+        assert record["segments"] == []
+        assert record["segments_skipped"] == [
+            {"segment": "health-curious", "withheld": ["user.special.health"]}
+        ], "GDPR Art. 9: without explicit consent the special category is not read"
+        tf.consent.grant("ana", ["personalization"], explicit=True)
+        tf.recommend("ana")
+        assert _last_decision(tf, "ana")["segments"] == ["health-curious"]
+        exported = tf.rights.export("ana")["inferred"]["segments"]
+        assert [s["segment"] for s in exported] == ["health-curious"]
+        assert "running" not in str(_last_decision(tf, "ana")), "ids only, never the value"
