@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import shutil
+import zipfile
 from datetime import timedelta
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
 from tactful import BudgetExhausted, ConsentRequired, Tactful, ValidationError
 from tactful.recommend import Rule
 from tactful.store import now
-from tests.conftest import POLICIES
+from tests.conftest import POLICIES, REPO
 
 SPORTS = [{"item_id": f"s{i}", "title": f"Match {i}", "categories": ["sports"]} for i in range(6)]
 MOVIES = [{"item_id": f"m{i}", "title": f"Film {i}", "categories": ["drama"]} for i in range(4)]
@@ -257,3 +262,19 @@ def test_a_special_category_segment_needs_explicit_consent(db_url: str, tmp_path
         exported = tf.rights.export("ana")["inferred"]["segments"]
         assert [s["segment"] for s in exported] == ["health-curious"]
         assert "running" not in str(_last_decision(tf, "ana")), "ids only, never the value"
+
+
+def test_memberships_are_in_the_csv_export_and_match_the_schema(tf: Tactful) -> None:
+    _seed(tf)
+    tf.recommend("fan")
+    buffer = io.BytesIO()
+    tf.rights.export_to("fan", buffer, format="csv")
+    with zipfile.ZipFile(buffer) as zf:
+        rows = list(csv.reader(io.TextIOWrapper(zf.open("inferred.csv"), encoding="utf-8")))
+    segment_rows = [r for r in rows if r[0] == "segment:personalization"]
+    assert [r[1] for r in segment_rows] == ["dach-sports-fans", "sports-regulars"]
+    schema = json.loads((REPO / "docs" / "export-schema.json").read_text(encoding="utf-8"))
+    doc = tf.rights.export("fan")
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    item = schema["properties"]["inferred"]["properties"]["segments"]["items"]
+    assert set(item["required"]) == set(doc["inferred"]["segments"][0])
