@@ -110,8 +110,21 @@ def test_membership_is_in_the_export_and_dropped_on_withdrawal(tf: Tactful) -> N
     tf.recommend("fan")
     assert tf.rights.export("fan")["inferred"]["segments"] == first, "since stays while matched"
     tf.consent.withdraw("fan", "personalization")
+    assert tf.rights.export("fan")["inferred"]["segments"] == [], "dropped at withdrawal"
     assert tf.recommend("fan").mode == "non_personalized"
     assert tf.rights.export("fan")["inferred"]["segments"] == []
+
+
+def test_memberships_go_with_an_objection_or_a_switched_off_personalization(tf: Tactful) -> None:
+    _seed(tf)
+    tf.recommend("fan")
+    tf.recommend("far")
+    tf.rights.object("fan", "personalization")
+    assert tf.rights.export("fan")["inferred"]["segments"] == []
+    tf.settings.update("far", personalization=False)
+    assert tf.rights.export("far")["inferred"]["segments"] != [], "kept until the next decision"
+    assert tf.recommend("far").mode == "non_personalized"
+    assert tf.rights.export("far")["inferred"]["segments"] == []
 
 
 def test_membership_is_stored_only_as_ciphertext(tf: Tactful, tmp_path: Path) -> None:
