@@ -179,7 +179,7 @@ class Gate:
         return evaluation
 
     def drop_segments(self, conn: Connection, subject: SubjectRef, purpose: str) -> None:
-        """Forget the purpose's stored memberships: its decision was not personalized."""
+        """Forget the purpose's stored memberships (not personalized, withdrawn, objected)."""
         if self._memberships is not None and self.segments.for_purpose(purpose):
             self._memberships.clear(conn, subject, purpose)
 
