@@ -233,11 +233,25 @@ def test_segment_sizes_and_metrics_count_only_covered_members(db_url: str, tmp_p
         assert mean["sports-regulars"] == pytest.approx(2, abs=2.2)
         assert mean["dach-sports-fans"] == pytest.approx(1, abs=2.2)
         assert mean["explorers"] == pytest.approx(0, abs=2.2)
-        metric = tf.aggregates.segment_metrics(
-            "events", segments=["sports-regulars"], epsilon=1.0, max_contributions=3
-        )
-        est = metric.by_group["sports-regulars"]["count"]
-        assert metric.kind == "segment_metrics" and est.scale == pytest.approx(3.0)
+        # Events of members per segment: fan and far, 3 events each, in sports-regulars.
+        metrics = [
+            tf.aggregates.segment_metrics(
+                "events",
+                segments=["sports-regulars"],
+                column="hour",
+                bounds=(0, 23),
+                epsilon=1.0,
+                max_contributions=3,
+            )
+            for _ in range(100)
+        ]
+        group = metrics[0].by_group["sports-regulars"]
+        assert metrics[0].kind == "segment_metrics" and set(group) == {"count", "mean"}
+        # Half the epsilon on counts: scale 6, so the mean of 100 has standard deviation 0.85
+        # and is within 3.5 of 6 except with probability below 1e-4.
+        assert group["count"].scale == pytest.approx(6.0)
+        mean_count = sum(m.by_group["sports-regulars"]["count"].value for m in metrics) / 100
+        assert mean_count == pytest.approx(6, abs=3.5)
         tf.rights.erase("fan")
         after = [tf.aggregates.segment_sizes(["dach-sports-fans"], epsilon=1.0) for _ in range(40)]
         assert sum(r.by_key["dach-sports-fans"].value for r in after) / 40 == pytest.approx(
