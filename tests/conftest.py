@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,14 +23,14 @@ def _pg_admin_url() -> str:
     return PG_URL.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-@pytest.fixture
-def pg_schema_url() -> Iterator[str]:
+@contextmanager
+def fresh_pg_schema(prefix: str = "t_") -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh, empty schema (dropped afterwards)."""
     if not PG_URL:
         pytest.skip(PG_SKIP)
     import psycopg
 
-    schema = "t_" + uuid.uuid4().hex[:16]
+    schema = prefix + uuid.uuid4().hex[:16]
     with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     sep = "&" if "?" in PG_URL else "?"
@@ -38,6 +39,20 @@ def pg_schema_url() -> Iterator[str]:
     finally:
         with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh, empty schema (dropped afterwards)."""
+    with fresh_pg_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_keystore_url() -> Iterator[str]:
+    """A second fresh PostgreSQL schema, for a key store kept apart from the data."""
+    with fresh_pg_schema("k_") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

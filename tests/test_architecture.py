@@ -102,3 +102,14 @@ def test_public_api_is_complete_sorted_and_renamed() -> None:
     assert public <= set(tactful.__all__), public - set(tactful.__all__)
     for name in tactful.__all__:
         assert getattr(tactful, name).__module__ == "tactful", name
+
+
+def test_segments_build_on_store_and_settings_only() -> None:
+    allowed = ("tactful.segments", "tactful.store", "tactful.settings", "tactful.errors")
+    imports = _area_imports("segments")
+    bad = {m for m in imports if m.startswith("tactful") and not m.startswith(allowed)}
+    assert not bad, sorted(bad)
+    db = set().union(
+        *(_imports(f) for f in (SDK / "segments").rglob("*.py") if f.name != "membership.py")
+    )
+    assert not {m for m in db if _top(m) in {"sqlalchemy", "sqlmodel"}}

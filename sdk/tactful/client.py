@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -39,6 +40,7 @@ from tactful.reports import AuditReport, collect
 from tactful.rights import (
     Rights,
 )
+from tactful.segments import Evaluation, Memberships
 from tactful.settings import SettingsStore, pool_size
 from tactful.store import (
     Connection,
@@ -70,6 +72,7 @@ class Tactful:
             self._audit,
             AgeRules(AgeTable.load(pack.directory), store.profiles),
             objections=lambda conn, subject: self._rights.controls.objections(conn, subject),
+            memberships=Memberships(store.subjects),
         )
         self._rights = Rights(store, self._ledger, self._settings, self._audit, pack.purposes)
         self._models = Models(self)
@@ -89,6 +92,7 @@ class Tactful:
             self._audit,
             pack.meta.max_epsilon_per_release,
             lambda conn: [i.item_id for i in store.catalog.all(conn)],
+            segments=self._gate.segments,
         )
 
     @classmethod
@@ -167,10 +171,17 @@ class Tactful:
             used: frozenset[str] = frozenset()
             scored: list[ScoredItem] = []
             recommender = "none"
+            segments: Evaluation | None = None
             if decision.outcome == "personalized" and subject is not None:
                 # The request context is the app's, given for this call and never stored; the
                 # view gets only the fields the decision allows (context.yaml categories).
                 view = self._view(conn, subject, decision, context or {})
+                # Segments are evaluated by the gate on the minimized view only.
+                segments = self._gate.evaluate_segments(
+                    conn, subject, decision, view, settings, self._models.items_in
+                )
+                if segments is not None:
+                    view = dataclasses.replace(view, segments=frozenset(segments.matched))
                 used = view.categories_read
                 exclude = self._models.excluded(
                     decision.exclude_item_categories | frozenset(settings.excluded_topics),
@@ -200,6 +211,8 @@ class Tactful:
                 elif not decision.dp_aggregate:  # no DP list yet: in-process popularity
                     scored = self._models.popularity.recommend(MinimizedView(), k, exclude)
                     recommender = self._models.popularity.name
+            if segments is None and subject is not None:
+                self._gate.drop_segments(conn, subject, purpose)
             self._gate.record(
                 conn,
                 subject,
@@ -208,6 +221,7 @@ class Tactful:
                 recommender=recommender,
                 items=len(scored),
                 signals=[s.signal for s in scored],
+                segments=segments,
             )
         return Recommendations(
             items=tuple(
@@ -278,6 +292,13 @@ class Tactful:
                 raise ValidationError("blend weights must be numbers >= 0")
         if rules is not None and not all(isinstance(r, Rule) for r in rules):
             raise ValidationError("rules must be tactful.recommend.Rule objects")
+        for r in rules or ():
+            unknown = sorted(r.segments() - set(self._gate.segments.ids()))
+            if unknown:
+                raise ValidationError(
+                    f"rule names segment(s) {unknown} that segments.yaml does not declare "
+                    f"(declared: {', '.join(self._gate.segments.ids()) or 'none'})"
+                )
         with self._models._lock:
             if weights is not None:
                 hybrid.weights.update(weights)

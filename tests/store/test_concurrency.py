@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tactful import Tactful
-from tests.conftest import PG_SKIP, PG_URL, POLICIES, _pg_admin_url
+from tests.conftest import POLICIES
 
 USERS = [f"shared-{i}" for i in range(4)]
 FIELDS = ["country", "display_name", "email", "age_range"]
 ROUNDS = 2
 BATCH = 5
-
-
-@pytest.fixture
-def pg_keystore_url() -> Iterator[str]:
-    """A second fresh PostgreSQL schema, for the key store."""
-    if not PG_URL:
-        pytest.skip(PG_SKIP)
-    import psycopg
-
-    schema = "k_" + uuid.uuid4().hex[:16]
-    with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def _writer(

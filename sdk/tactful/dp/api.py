@@ -37,6 +37,7 @@ from tactful.dp.queries import (
     text,
     top,
 )
+from tactful.dp.segments import SEGMENT, check_segments, membership_frame, metric_frame
 from tactful.dp.sources import (
     build_frame,
     check_categories,
@@ -44,7 +45,8 @@ from tactful.dp.sources import (
     covered_subjects,
 )
 from tactful.errors import ValidationError
-from tactful.store import Store, now, utc
+from tactful.segments import CompiledSegments, Memberships
+from tactful.store import Store, SubjectRef, now, utc
 from tactful.store.tables import DPRelease, table_of
 
 _release = table_of(DPRelease)
@@ -66,12 +68,15 @@ class Aggregates:
         audit: AuditLog,
         max_epsilon: float,
         catalog_ids: Callable[[Connection], list[str]],
+        segments: CompiledSegments | None = None,
     ) -> None:
         self._store = store
         self._ledger = ledger
         self._audit = audit
         self._max_epsilon = max_epsilon
         self._catalog_ids = catalog_ids
+        self._segments = segments
+        self._memberships = Memberships(store.subjects)
         self._budget = BudgetLedger()
         self.popularity = DPPopularity(self, store)
 
@@ -319,6 +324,108 @@ class Aggregates:
 
         return self._run(q, run, keys=ks, key_column=by)
 
+    # -- segments --------------------------------------------------------------------------
+
+    def segment_sizes(
+        self,
+        segments: Sequence[str] | None = None,
+        *,
+        epsilon: float,
+        max_contributions: int | None = None,
+        dataset: str = "default",
+        purpose: str = DEFAULT_PURPOSE,
+    ) -> Release:
+        """How many covered users are in each segment (all of segments.yaml by default).
+
+        A user counts once per segment; `max_contributions` (default: the number of segments
+        asked) bounds how many segments one user counts in (a uniform sample of theirs when
+        over). The purpose must declare every data category the segments' rules read.
+        """
+        ids = self._segment_ids(segments, purpose)
+        if max_contributions is None:
+            max_contributions = len(ids)
+        # The common checks (epsilon, contributions, dataset, purpose) of a query without
+        # columns; the membership frame replaces the source.
+        q = self._plan(
+            "segment_sizes", "consents", (), epsilon, max_contributions, None, dataset, purpose
+        )
+        q = dataclasses.replace(q, source="segments", columns=(SEGMENT,))
+
+        def run(f: Frame, d: int, ks: list[str]) -> Out:
+            counts = engine.dp_histogram(text(f, SEGMENT).codes, len(ks), d, epsilon)
+            return Out(by_key=dict(zip(ks, counts, strict=True)))
+
+        return self._run(
+            q,
+            run,
+            keys=ids,
+            key_column=SEGMENT,
+            dedupe=True,
+            frame_of=lambda conn, subjects, _cols: membership_frame(
+                conn, self._memberships, subjects
+            ),
+        )
+
+    def segment_metrics(
+        self,
+        source: str,
+        *,
+        epsilon: float,
+        segments: Sequence[str] | None = None,
+        column: str | None = None,
+        bounds: tuple[float, float] | None = None,
+        max_contributions: int | None = None,
+        where: Mapping[str, str] | None = None,
+        dataset: str = "default",
+        purpose: str = DEFAULT_PURPOSE,
+    ) -> Release:
+        """Per segment: the count of the source's rows of its members (and, with `column`, the
+        mean of that column clamped to `bounds`), in `by_group[segment]`.
+
+        A member's rows count in every segment they are in; `max_contributions` bounds the
+        rows kept per user across all segments. With a column the epsilon is split evenly
+        between counts and sums, as in `group_by`.
+        """
+        ids = self._segment_ids(segments, purpose)
+        lo_hi = check_bounds(bounds) if column is not None else None
+        q = self._plan(
+            "segment_metrics",
+            source,
+            () if column is None else (column,),
+            epsilon,
+            max_contributions,
+            where,
+            dataset,
+            purpose,
+            numeric=True,
+        )
+        q = dataclasses.replace(q, columns=(*q.columns, SEGMENT))
+        store, ledger, memberships = self._store, self._ledger, self._memberships
+
+        def run(f: Frame, d: int, ks: list[str]) -> Out:
+            return Out(by_group=grouped(f, SEGMENT, ks, column, lo_hi, d, epsilon))
+
+        return self._run(
+            q,
+            run,
+            keys=ids,
+            key_column=SEGMENT,
+            frame_of=lambda conn, subjects, cols: metric_frame(
+                conn, store, ledger, memberships, q.source, cols, subjects
+            ),
+        )
+
+    def _segment_ids(self, segments: Sequence[str] | None, purpose: str) -> list[str]:
+        definition = self._ledger.purposes.purposes.get(purpose)
+        if definition is None:
+            raise ValidationError(
+                f"purpose {str(purpose)[:64]!r} is not declared in the policy pack's "
+                f"purposes.yaml (declared: {', '.join(self._ledger.purposes.ids())})"
+            )
+        if self._segments is None:
+            raise ValidationError("this store was opened without segments (segments.yaml)")
+        return check_segments(self._segments, segments, purpose, definition)
+
     # -- DP popularity ---------------------------------------------------------------------
 
     # -- budget ----------------------------------------------------------------------------
@@ -380,6 +487,7 @@ class Aggregates:
         keys: list[str] | Callable[[Connection], list[str]] | None = None,
         key_column: str | None = None,
         dedupe: bool = False,
+        frame_of: Callable[[Connection, list[SubjectRef], tuple[str, ...]], Frame] | None = None,
     ) -> Release:
         """Read the covered users' rows, bound them, then reserve, release, record, audit.
 
@@ -391,7 +499,11 @@ class Aggregates:
         with store.begin() as conn:
             definition = self._ledger.purposes.get(q.purpose)
             subjects = covered_subjects(conn, self._ledger, q.purpose, definition)
-            frame = build_frame(conn, store, self._ledger, q.source, needed, subjects)
+            frame = (
+                frame_of(conn, subjects, needed)
+                if frame_of is not None
+                else build_frame(conn, store, self._ledger, q.source, needed, subjects)
+            )
             resolved = keys(conn) if callable(keys) else list(keys or [])
         frame = filter_rows(frame, q.where, q.columns)
         if key_column is not None:

@@ -193,6 +193,9 @@ class ConsentAPI(Part):
             },
             alias=subject.alias,
         )
+        if state != "given":  # memberships inferred for a purpose go with its consent
+            for pid in receipt.purposes:
+                tf._gate.drop_segments(conn, subject, pid)
         if TRAINING_PURPOSE in receipt.purposes:
             if state != "given":
                 tf._models.forget(self._store.events.read(conn, subject), conn, learned=was_learned)

@@ -128,5 +128,9 @@ class Models:
             out |= self._category_items.get(c, frozenset())
         return frozenset(out)
 
+    def items_in(self, category: str) -> frozenset[str]:
+        """The catalog's item ids of one category (public data; segments count by it)."""
+        return self._category_items.get(category, frozenset())
+
     def _read_epoch(self, conn: Connection) -> str:
         return self._tf._store.read_meta(conn, EPOCH) or "0"

@@ -13,8 +13,14 @@ from tactful.policy.pack import PolicyPack
 from tactful.policy.testing import run_tests
 
 # Files whose content other parts read once at open (consent ledger, stored fields, age rules,
-# signals): a reload may not change them, a reopen must.
-FIXED_FILES = ("purposes.yaml", "fields.yaml", "age_of_consent.yaml", "signals.yaml")
+# signals, the gate's compiled segments): a reload may not change them, a reopen must.
+FIXED_FILES = (
+    "purposes.yaml",
+    "fields.yaml",
+    "age_of_consent.yaml",
+    "signals.yaml",
+    "segments.yaml",
+)
 
 
 class PolicyAPI(Part):
@@ -52,7 +58,7 @@ class PolicyAPI(Part):
         every later decision; a decision already under way finishes under the old ones. If
         anything is wrong — a file that does not validate (PolicyError names file, line and
         key), a failing case in the pack's tests/ (with `run_pack_tests`), or a change to a
-        file that needs a reopen (purposes, fields, age table, signals; or pack.yaml's
+        file that needs a reopen (purposes, fields, age table, signals, segments; or pack.yaml's
         controller, fallback or epsilon cap) — PolicyError says why and the old policy stays
         in force. A successful reload is recorded in the audit log (versions and hashes).
         """

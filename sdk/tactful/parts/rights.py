@@ -228,6 +228,7 @@ class RightsAPI(Part):
             rid = tf._rights.start(conn, subject, "objection", request_id)
             learned = consents_to_training(tf, conn, subject)
             added = tf._rights.controls.object(conn, subject, purpose)
+            tf._gate.drop_segments(conn, subject, purpose)  # inferred for it: no longer held
             if added and purpose == TRAINING_PURPOSE:
                 events = self._store.events.read(conn, subject) if learned else []
                 tf._models.forget(events, conn, learned=learned)

@@ -10,6 +10,7 @@ from tactful.consent import AgeRules, ConsentLedger, Purpose
 from tactful.errors import ValidationError
 from tactful.policy.engine import DEFAULT_DENY_TEXT, CompiledPolicy, Decision, SubjectState
 from tactful.policy.protections import drop_special, protect, special_allowed
+from tactful.segments import CompiledSegments, Evaluation, Memberships, ViewLike
 from tactful.settings import Settings, SettingsStore
 from tactful.store import Connection, SubjectRef, category_allowed
 
@@ -144,6 +145,7 @@ class Gate:
         audit: AuditLog,
         age: AgeRules | None = None,
         objections: Callable[[Connection, SubjectRef], frozenset[str]] | None = None,
+        memberships: Memberships | None = None,
     ) -> None:
         self.policy = policy
         self._ledger = ledger
@@ -151,6 +153,9 @@ class Gate:
         self._audit = audit
         self._age = age
         self._objections = objections
+        # Segments are compiled once here, from the pack's segments.yaml.
+        self.segments = CompiledSegments(policy.pack.segments, policy.pack.schema)
+        self._memberships = memberships
 
     def state(self, conn: Connection, subject: SubjectRef | None) -> tuple[SubjectState, Settings]:
         """Read the subject's consent (now), settings, status, jurisdiction and age facts.
@@ -202,6 +207,37 @@ class Gate:
         state, settings = self.state(conn, subject)
         return evaluate(policy, purpose, state, ctx), settings
 
+    def evaluate_segments(
+        self,
+        conn: Connection,
+        subject: SubjectRef,
+        decision: Decision,
+        view: ViewLike,
+        settings: Settings,
+        items_in: Callable[[str], frozenset[str]],
+    ) -> Evaluation | None:
+        """Evaluate the purpose's segments on a personalized decision's minimized view.
+
+        Only the view (the categories `decision.read` allows), the user's settings and the
+        public catalog are looked at; a segment reading a withheld category is skipped and
+        named. The matched memberships are stored (encrypted) when they changed. None when
+        the purpose uses no segments.
+        """
+        if decision.outcome != "personalized" or not self.segments.for_purpose(decision.purpose):
+            return None
+        evaluation = self.segments.evaluate(
+            decision.purpose, decision.read, view, settings.model_dump(), items_in
+        )
+        if self._memberships is not None:
+            described = {sid: self.segments.segments[sid].description for sid in evaluation.matched}
+            self._memberships.record(conn, subject, decision.purpose, described)
+        return evaluation
+
+    def drop_segments(self, conn: Connection, subject: SubjectRef, purpose: str) -> None:
+        """Forget the purpose's stored memberships (not personalized, withdrawn, objected)."""
+        if self._memberships is not None and self.segments.for_purpose(purpose):
+            self._memberships.clear(conn, subject, purpose)
+
     def record(
         self,
         conn: Connection,
@@ -212,6 +248,7 @@ class Gate:
         recommender: str,
         items: int,
         signals: Sequence[str] = (),
+        segments: Evaluation | None = None,
     ) -> int:
         """Append the decision record (no personal data: alias, rule ids, categories, counts).
 
@@ -219,8 +256,15 @@ class Gate:
         categories used, and the kinds of per-item explanations (`signals`: item_item,
         content, popularity, ...). The per-item texts name items the user viewed, so they are
         not recorded; neither are context values, only the names of the context fields a
-        recommender saw.
+        recommender saw. With `segments`, the record names the segments matched and those
+        skipped, each with the data categories the decision withheld from it.
         """
+        extra: dict[str, object] = {}
+        if segments is not None:
+            extra["segments"] = list(segments.matched)
+            extra["segments_skipped"] = [
+                {"segment": s.segment, "withheld": list(s.withheld)} for s in segments.skipped
+            ]
         return self._audit.append(
             conn,
             "decision",
@@ -241,6 +285,7 @@ class Gate:
                 "policy_hash": decision.policy_hash,
                 "recommender": recommender,
                 "items": items,
+                **extra,
             },
             alias=subject.alias if subject else None,
         )

@@ -17,13 +17,14 @@ from pydantic import ValidationError as PydanticValidationError
 from tactful.consent import PurposeCatalog
 from tactful.errors import PolicyError
 from tactful.policy.model import ContextCatalog, PackMeta, RuleFile
+from tactful.segments import PackContext, SegmentFile, setting_kinds
 from tactful.settings import Settings
 from tactful.store import ProfileSchema
 
 FILES = ("pack.yaml", "purposes.yaml", "fields.yaml", "rules.yaml")
 # Read by tactful.consent (age of digital consent, signal mapping); hashed when present so a
 # change to them changes the policy hash recorded in every decision.
-OPTIONAL_FILES = ("age_of_consent.yaml", "signals.yaml", "context.yaml")
+OPTIONAL_FILES = ("age_of_consent.yaml", "signals.yaml", "segments.yaml", "context.yaml")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -37,6 +38,8 @@ class PolicyPack:
     schema: ProfileSchema
     rules: RuleFile
     content_hash: str
+    # segments.yaml (optional): segments the gate evaluates on personalized decisions.
+    segments: SegmentFile = field(default_factory=SegmentFile)
     context: ContextCatalog = field(default_factory=ContextCatalog)
     # SHA-256 of each file as loaded (a reload compares them to what it may not change).
     files: Mapping[str, str] = field(default_factory=dict)
@@ -86,14 +89,37 @@ def load_pack(directory: Path | None = None) -> PolicyPack:
         else ContextCatalog()
     )
     _cross_check(root, purposes, rules)
+    segments = SegmentFile()
+    if "segments.yaml" in raw:
+        pack_context = PackContext(
+            schema,
+            setting_kinds(),
+            {pid: (p.profiling, p.data_categories) for pid, p in purposes.purposes.items()},
+        )
+        segments = parse_yaml(
+            root / "segments.yaml", raw["segments.yaml"], SegmentFile, {"pack": pack_context}
+        )
     files = {name: hashlib.sha256(data).hexdigest() for name, data in raw.items()}
     return PolicyPack(
-        root, meta, purposes, schema, rules, digest.hexdigest(), context, MappingProxyType(files)
+        root,
+        meta,
+        purposes,
+        schema,
+        rules,
+        digest.hexdigest(),
+        segments=segments,
+        context=context,
+        files=MappingProxyType(files),
     )
 
 
-def parse_yaml(path: Path, data: bytes, model: type[M]) -> M:
-    """Parse and validate one YAML file; PolicyError names the file, line, key and problem."""
+def parse_yaml(
+    path: Path, data: bytes, model: type[M], context: dict[str, object] | None = None
+) -> M:
+    """Parse and validate one YAML file; PolicyError names the file, line, key and problem.
+
+    `context` is passed to pydantic's validation context (segments.yaml needs the pack's).
+    """
     try:
         doc: Any = yaml.safe_load(data)
     except yaml.YAMLError as exc:
@@ -103,7 +129,7 @@ def parse_yaml(path: Path, data: bytes, model: type[M]) -> M:
             f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
         ) from None
     try:
-        return model.model_validate(doc)
+        return model.model_validate(doc, context=context)
     except PydanticValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "(top level)"

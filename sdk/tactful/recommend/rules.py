@@ -2,9 +2,10 @@
 
 A rule matches items by attribute (`item`) and applies only when the request matches `when`:
 keys `context.<name>` read MinimizedView.context, `fields.<name>` read the allowed profile
-fields (a segment). A condition value is a scalar (equality), a list (one of), or a mapping of
-operators {"lt", "le", "gt", "ge", "ne"} to a value. Item keys: `item` (the id), `category`
-(one of the item's categories), or an attribute name.
+fields, and `segment` names a segment of segments.yaml (or a list: any of them) that the gate
+matched for this decision. A condition value is a scalar (equality), a list (one of), or a
+mapping of operators {"lt", "le", "gt", "ge", "ne"} to a value. Item keys: `item` (the id),
+`category` (one of the item's categories), or an attribute name.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tactful.recommend.types import CatalogItem, MinimizedView, ScoredItem
 Action = Literal["boost", "bury", "pin", "filter"]
 ACTIONS = ("boost", "bury", "pin", "filter")
 OPERATORS = ("lt", "le", "gt", "ge", "ne")
+SEGMENT = "segment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +46,14 @@ class Rule:
         if not self.item:
             raise ValueError(f"a {self.action} rule needs `item` conditions to match items")
         for key in self.when:
-            if not key.startswith(("context.", "fields.")):
-                raise ValueError(f"rule condition {key!r} must start with 'context.' or 'fields.'")
-        for cond in [*self.item.values(), *self.when.values()]:
+            if key != SEGMENT and not key.startswith(("context.", "fields.")):
+                raise ValueError(
+                    f"rule condition {key!r} must be 'segment' or start with 'context.' or "
+                    "'fields.'"
+                )
+        if SEGMENT in self.when and not self.segments():
+            raise ValueError("a rule's 'segment' condition names a segment id or a list of them")
+        for cond in [v for k, v in self.when.items() if k != SEGMENT] + list(self.item.values()):
             if isinstance(cond, Mapping):
                 bad = set(cond) - set(OPERATORS)
                 if bad:
@@ -56,9 +63,24 @@ class Rule:
         if self.amount < 0 or self.position < 0:
             raise ValueError("rule amount and position must be >= 0")
 
+    def segments(self) -> frozenset[str]:
+        """The segment ids the `segment` condition names (any of them must be matched)."""
+        cond = self.when.get(SEGMENT)
+        if isinstance(cond, str):
+            return frozenset({cond})
+        if isinstance(cond, list | tuple | set | frozenset) and all(
+            isinstance(c, str) for c in cond
+        ):
+            return frozenset(cond)
+        return frozenset()
+
     def applies(self, view: MinimizedView) -> bool:
-        """True if the request's context and segment satisfy `when`."""
+        """True if the request's context, profile fields and segments satisfy `when`."""
         for key, cond in self.when.items():
+            if key == SEGMENT:
+                if not self.segments() & view.segments:
+                    return False
+                continue
             scope, name = key.split(".", 1)
             source = view.context if scope == "context" else view.fields
             if name not in source or not _holds(source[name], cond):

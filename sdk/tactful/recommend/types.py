@@ -36,13 +36,16 @@ class MinimizedView:
     """What the policy allowed a recommender to read about one user for one decision.
 
     `fields` holds only the profile fields of allowed data categories, `history` only the
-    allowed events (oldest first), `context` only the allowed request context. No identifier.
+    allowed events (oldest first), `context` only the allowed request context, `segments` the
+    segments the gate matched on this view. No identifier.
     """
 
     fields: Mapping[str, object] = field(default_factory=dict)
     history: tuple[Interaction, ...] = ()
     context: Mapping[str, str] = field(default_factory=dict)
     categories_read: frozenset[str] = frozenset()
+    # Segments the gate evaluated and matched for this decision (ids from segments.yaml).
+    segments: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from tactful.rights.requests import (
     add_months,
     due_date,
 )
+from tactful.segments import Memberships
 from tactful.settings import SettingsStore
 from tactful.store import Store, StoredEvent, SubjectRef, now, utc
 from tactful.store.tables import RightsRequest, table_of
@@ -51,6 +52,7 @@ class ErasureReceipt(BaseModel):
     consents_withdrawn: tuple[str, ...] = ()
     settings: int
     objections: int = 0
+    segment_memberships: int = 0
     data_key_shredded: bool
     models_unlearned: bool = False
     hooks_called: int = 0
@@ -120,6 +122,7 @@ class Rights:
         self.requests = RequestRegister(audit)
         self.controls = Controls(store, audit, purposes)
         self.exporter = Exporter(store, ledger, settings, audit, purposes)
+        self._segments = Memberships(store.subjects)
 
     def start(
         self,
@@ -182,6 +185,7 @@ class Rights:
             "consent_records": self._ledger.delete_all(conn, subject),
             "settings": self._settings.delete_all(conn, subject),
             "objections": self.controls.delete_all(conn, subject),
+            "segment_memberships": self._segments.delete_all(conn, subject),
         }
         store.subjects.shred(conn, subject)
         receipt = ErasureReceipt(

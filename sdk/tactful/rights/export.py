@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select, tuple_
 
 from tactful.audit import AuditLog
 from tactful.consent import ConsentLedger, PurposeCatalog
+from tactful.segments import Memberships
 from tactful.settings import SettingsStore
 from tactful.store import Store, SubjectRef, now, utc
 from tactful.store.tables import CatalogEntry, Event, Objection, table_of
@@ -73,6 +74,7 @@ class Exporter:
         self._settings = settings
         self._audit = audit
         self._purposes = purposes
+        self._segments = Memberships(store.subjects)
 
     def document(
         self, conn: Connection, subject: SubjectRef, request_id: str, requests: list[dict[str, Any]]
@@ -139,7 +141,7 @@ class Exporter:
 
         doc.events = events()
         doc.decisions = decisions()
-        doc.inferred = lambda: self._inferred(conn, items, kinds)
+        doc.inferred = lambda: self._inferred(conn, items, kinds, subject)
         return doc
 
     def _events(self, conn: Connection, subject: SubjectRef) -> Iterator[dict[str, str]]:
@@ -165,7 +167,7 @@ class Exporter:
             after = (rows[-1].ts, rows[-1].id)
 
     def _inferred(
-        self, conn: Connection, items: Counter[str], kinds: Counter[str]
+        self, conn: Connection, items: Counter[str], kinds: Counter[str], subject: SubjectRef
     ) -> dict[str, Any]:
         by_category: Counter[str] = Counter()
         ids = list(items)
@@ -184,7 +186,8 @@ class Exporter:
                 c: round(n / total, 4) for c, n in sorted(by_category.items()) if total
             },
             "interactions_by_kind": dict(sorted(kinds.items())),
-            "segments": [],
+            # Segment memberships as the gate last stored them (tactful.segments).
+            "segments": self._segments.export(conn, subject),
         }
 
 
@@ -329,7 +332,8 @@ def write_csv_zip(doc: ExportDocument, out: IO[bytes]) -> None:
             "inferred.csv",
             ["kind", "key", "value"],
             [["category_affinity", c, v] for c, v in inferred["category_affinity"].items()]
-            + [["interactions_by_kind", k, v] for k, v in inferred["interactions_by_kind"].items()],
+            + [["interactions_by_kind", k, v] for k, v in inferred["interactions_by_kind"].items()]
+            + [[f"segment:{s['purpose']}", s["segment"], s["since"]] for s in inferred["segments"]],
         )
         table(
             "purposes.csv",

@@ -259,3 +259,16 @@ class AuditCheckpoint(SQLModel, table=True):
     ts: datetime = _ts()  # type: ignore[assignment]
     head_hash: str = Field(max_length=64)
     mac: str = Field(max_length=64)
+
+
+class SegmentMembership(SQLModel, table=True):
+    """A subject's segment memberships (inferred data), encrypted as one JSON document.
+
+    Written by the gate when a personalized decision's segments change; deleted on erasure.
+    """
+
+    __tablename__ = "segment_membership"
+
+    subject_id: int = Field(primary_key=True, foreign_key="subject.id")
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    updated_at: datetime = _ts()  # type: ignore[assignment]
