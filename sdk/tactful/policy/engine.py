@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 
 from tactful.consent import Purpose
 from tactful.policy.model import OUTCOME_OF, PRECEDENCE, Effect, Outcome, Rule
+from tactful.policy.narrowing import drop_special, narrow, settings_filter, withhold
 from tactful.policy.pack import PolicyPack
 from tactful.settings import Settings
 from tactful.store import category_allowed
 
 DEFAULT_DENY = "default-deny"
+# Narrowing depends only on the purpose, the winning rules' read, the withholdings, three
+# switches and Art. 9, so its result is cached per compiled policy (a reload starts anew).
+READABLE_CACHE = 4096
 DEFAULT_DENY_TEXT = "no rule allows this processing"
 
 
@@ -160,6 +164,8 @@ class CompiledPolicy:
         ] = {}
         self.version = pack.meta.version
         self.hash = pack.content_hash
+        self._declared = {pid: pack.purposes.get(pid) for pid in pack.purposes.ids()}
+        self._context_fields = {k: f.category for k, f in pack.context.fields.items()}
         compiled = [_compile(r) for r in pack.rules.rules]
         # Highest priority first; the sort is stable, so file order holds within a priority.
         compiled.sort(key=lambda c: -c.priority)
@@ -206,13 +212,13 @@ class CompiledPolicy:
         if effect == "personalized":
             for c in winners:
                 read.update(c.read)
-        withhold: set[str] = set()
+        withheld: set[str] = set()
         exclude: set[str] = set()
         floor = 0.0
         dp = False
         extra: list[_Compiled] = []
         for c in matched:
-            withhold.update(c.withhold)
+            withheld.update(c.withhold)
             exclude.update(c.exclude)
             if c.floor is not None and c.floor > floor:
                 floor = c.floor
@@ -230,17 +236,49 @@ class CompiledPolicy:
         if extra:
             reasons += tuple(c.rule.id for c in extra)
             descriptions += tuple(c.rule.description for c in extra if c.rule.description)
+        final: frozenset[str] = frozenset()
+        names: frozenset[str] = frozenset()
+        withhold_set = frozenset(withheld)
+        if read:
+            final, fields = self.readable_of(purpose, frozenset(read), withhold_set, state)
+            names = fields.intersection(context)
         return Decision(
             id=uuid.uuid4().hex,
             purpose=purpose,
             outcome=outcome,
             reasons=reasons,
-            read=frozenset(read),
+            read=final,
             exclude_item_categories=frozenset(exclude),
             policy_version=self.version,
             policy_hash=self.hash,
             descriptions=descriptions,
-            withhold=frozenset(withhold),
+            withhold=withhold_set,
             diversity_floor=floor,
             dp_aggregate=dp,
+            context=names,
         )
+
+    def readable_of(
+        self, purpose: str, read: frozenset[str], withheld: frozenset[str], state: SubjectState
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """What the winning rules' `read` leaves readable, and the context fields it covers.
+
+        `read` narrowed to the purpose's declared categories, the user's data-source switches
+        (use_behavior, use_profile, use_location), GDPR Art. 9 (special categories only for an
+        `explicit_consent` purpose whose consent in force is explicit) and `withheld`.
+        """
+        declared = self._declared[purpose]
+        st = state.settings
+        special = declared.explicit_consent and purpose in state.explicit
+        key = (purpose, read, withheld, st.use_behavior, st.use_profile, st.use_location, special)
+        cached = self.readable.get(key)
+        if cached is None:
+            out = settings_filter(narrow(read, declared.data_categories), st)
+            out = withhold(out if special else drop_special(out), withheld)
+            fields = frozenset(
+                k for k, c in self._context_fields.items() if category_allowed(c, out)
+            )
+            if len(self.readable) >= READABLE_CACHE:
+                self.readable.clear()
+            cached = self.readable[key] = (out, fields)
+        return cached

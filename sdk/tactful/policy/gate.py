@@ -9,51 +9,12 @@ from tactful.audit import AuditLog
 from tactful.consent import AgeRules, ConsentLedger, Purpose
 from tactful.errors import ValidationError
 from tactful.policy.engine import DEFAULT_DENY_TEXT, CompiledPolicy, Decision, SubjectState
-from tactful.policy.protections import drop_special, protect, special_allowed
+from tactful.policy.protections import protect
 from tactful.segments import CompiledSegments, Evaluation, Memberships, ViewLike
 from tactful.settings import Settings, SettingsStore
-from tactful.store import Connection, SubjectRef, category_allowed
+from tactful.store import Connection, SubjectRef
 
 MAX_CONTEXT = 32
-# Narrowing depends only on the purpose, the rules' read/withhold sets and three switches, so
-# its result is cached per compiled policy (a reload starts a new cache).
-READABLE_CACHE = 4096
-BEHAVIOR = "user.behavior"
-LOCATION = "user.location"
-
-
-def narrow(read: frozenset[str], allowed: tuple[str, ...]) -> frozenset[str]:
-    """The part of `read` that also falls under `allowed` (categories are dotted prefixes)."""
-    allowed_set = frozenset(allowed)
-    out: set[str] = set()
-    for r in read:
-        if category_allowed(r, allowed_set):
-            out.add(r)
-        else:
-            out.update(a for a in allowed if category_allowed(a, frozenset({r})))
-    return frozenset(out)
-
-
-def settings_filter(read: frozenset[str], settings: Settings) -> frozenset[str]:
-    """Drop the data sources the user switched off (behavior, profile)."""
-    return frozenset(
-        c
-        for c in read
-        if (settings.use_behavior or not category_allowed(c, frozenset({BEHAVIOR})))
-        and (settings.use_profile or category_allowed(c, frozenset({BEHAVIOR})))
-        and (settings.use_location or not category_allowed(c, frozenset({LOCATION})))
-    )
-
-
-def withhold(read: frozenset[str], withheld: frozenset[str]) -> frozenset[str]:
-    """Drop the categories a rule withholds; a broader category that contains one goes too."""
-    if not withheld:
-        return read
-    return frozenset(
-        c
-        for c in read
-        if not category_allowed(c, withheld) and not any(w.startswith(c + ".") for w in withheld)
-    )
 
 
 def explain(decision: Decision) -> str:
@@ -88,6 +49,7 @@ def honor_objection(decision: Decision, purpose: Purpose, state: SubjectState) -
             outcome="denied",
             reasons=(FLOOR_MARKETING,),
             read=frozenset(),
+            context=frozenset(),
             descriptions=("you objected to direct marketing (GDPR Art. 21(3))",),
         )
     if purpose.profiling and decision.outcome == "personalized":
@@ -96,6 +58,7 @@ def honor_objection(decision: Decision, purpose: Purpose, state: SubjectState) -
             outcome="non_personalized",
             reasons=(FLOOR_PROFILING,),
             read=frozenset(),
+            context=frozenset(),
             descriptions=("not personalized: you objected to profiling (GDPR Art. 21)",),
         )
     return decision
@@ -106,32 +69,15 @@ def evaluate(
 ) -> Decision:
     """The whole decision for a known purpose, without a database: what the gate applies.
 
-    The pack's rules, then the statutory protections and the objection floor, then `read`
-    narrowed to the purpose's declared categories, the user's data-source switches, Art. 9
-    (special categories need explicit consent) and the rules' withholdings; `context` is the
-    context fields whose category that leaves readable.
+    The pack's rules (whose `read` is already narrowed to the purpose's declared categories,
+    the user's data-source switches, Art. 9 and the rules' withholdings, and whose `context`
+    is the context fields of the categories left: `CompiledPolicy.decide`), then the
+    statutory protections and the objection floor.
     """
     declared = policy.pack.purposes.get(purpose)
     decision = policy.decide(purpose, state, context)
     decision = protect(decision, declared, state, context)
-    decision = honor_objection(decision, declared, state)
-    if decision.read:
-        st = state.settings
-        special = special_allowed(declared, purpose, state)
-        key = (purpose, decision.read, decision.withhold, st.use_behavior, st.use_profile,
-               st.use_location, special)  # fmt: skip
-        cached = policy.readable.get(key)
-        if cached is None:
-            read = settings_filter(narrow(decision.read, declared.data_categories), st)
-            read = withhold(read if special else drop_special(read), decision.withhold)
-            fields = policy.pack.context.fields
-            names = frozenset(k for k, f in fields.items() if category_allowed(f.category, read))
-            if len(policy.readable) >= READABLE_CACHE:
-                policy.readable.clear()
-            cached = policy.readable[key] = (read, names)
-        read, names = cached
-        decision = replace(decision, read=read, context=names.intersection(context))
-    return decision
+    return honor_objection(decision, declared, state)
 
 
 class Gate:

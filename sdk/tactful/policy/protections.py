@@ -18,12 +18,10 @@ from dataclasses import replace
 
 from tactful.consent import Purpose
 from tactful.policy.engine import Decision, SubjectState
-from tactful.store import category_allowed
 
 CHILD_RULE = "art8-child-needs-parental-authorization"
 CHANNEL_RULE = "settings-channel-off"
 RESTRICTED_RULE = "art18-restricted"
-SPECIAL = frozenset({"user.special"})
 EMAIL_CHANNEL = "email"
 
 
@@ -37,8 +35,8 @@ def protect(
 ) -> Decision:
     """Apply the Art. 18 floor, the channel toggles and the Art. 8 protection to a decision.
 
-    The Art. 9 protection (`special_allowed`, `drop_special`) is part of narrowing what may be
-    read, which the gate applies to every personalized decision after this.
+    The Art. 9 protection (special categories only for an `explicit_consent` purpose with an
+    explicit consent in force) is part of narrowing what may be read, done while deciding.
     """
     if decision.outcome == "denied":
         return decision
@@ -48,6 +46,7 @@ def protect(
             outcome="denied",
             reasons=(RESTRICTED_RULE,),
             read=frozenset(),
+            context=frozenset(),
             descriptions=("processing of your data is restricted (GDPR Art. 18)",),
         )
     channel = channel_of(context)
@@ -62,6 +61,7 @@ def protect(
             outcome="denied",
             reasons=(CHANNEL_RULE,),
             read=frozenset(),
+            context=frozenset(),
             descriptions=(f"you switched off recommendations by {channel}",),
         )
     if decision.outcome != "personalized":
@@ -72,19 +72,10 @@ def protect(
             outcome="non_personalized",
             reasons=(CHILD_RULE,),
             read=frozenset(),
+            context=frozenset(),
             descriptions=(
                 "not personalized: below the age of digital consent, personalized "
                 "recommendations need a parent's authorization",
             ),
         )
     return decision
-
-
-def special_allowed(purpose: Purpose, pid: str, state: SubjectState) -> bool:
-    """GDPR Art. 9: special categories only for an explicit-consent purpose, given explicitly."""
-    return purpose.explicit_consent and pid in state.explicit
-
-
-def drop_special(read: frozenset[str]) -> frozenset[str]:
-    """`read` without the special categories (user.special.*)."""
-    return frozenset(c for c in read if not category_allowed(c, SPECIAL))
