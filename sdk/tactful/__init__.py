@@ -28,6 +28,7 @@ from tactful.rights import (
     ErasureNotice,
     ErasureReceipt,
     ExportResult,
+    PurgeReport,
     RequestInfo,
 )
 from tactful.settings import Settings
@@ -54,6 +55,7 @@ __all__ = [
     "KeyStatus",
     "KeyUnavailable",
     "PolicyError",
+    "PurgeReport",
     "PurposeConsent",
     "Recommendations",
     "RecommendedItem",

@@ -272,3 +272,20 @@ class SegmentMembership(SQLModel, table=True):
     subject_id: int = Field(primary_key=True, foreign_key="subject.id")
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     updated_at: datetime = _ts()  # type: ignore[assignment]
+
+
+class ErasureJournal(SQLModel, table=True):
+    """An erased subject whose ciphertext rows still await the batched purge.
+
+    The data key is already shredded, so those rows are unreadable. `ref` (the pseudonym) is
+    kept only while the erasure hooks run, so that a re-run after an interruption finds the
+    erasure by the user id; it is cleared as soon as the propagation is recorded.
+    """
+
+    __tablename__ = "rights_erasure"
+
+    subject_id: int = Field(primary_key=True, foreign_key="subject.id")
+    request_id: str = Field(max_length=32)
+    ref: str | None = Field(default=None, max_length=64, index=True)
+    erased_at: datetime = _ts()  # type: ignore[assignment]
+    purged: bool = Field(default=False, index=True)

@@ -1,0 +1,77 @@
+"""The row purge after crypto-shredding: counting and deleting an erased subject's ciphertexts.
+
+An erasure shreds the data key at once (every ciphertext of the subject becomes unreadable)
+and leaves the rows to `purge_rows`, which deletes them in bounded batches, one transaction
+each, so that the erasure request costs the same whatever the history size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Table, delete, func, select, tuple_
+
+from tactful.store.tables import (
+    BlindIndex,
+    Event,
+    ProfileField,
+    SettingsHistory,
+    UserSettings,
+    table_of,
+)
+
+_index = table_of(BlindIndex)
+_event = table_of(Event)
+_profile = table_of(ProfileField)
+_history = table_of(SettingsHistory)
+_settings = table_of(UserSettings)
+
+# The tables the purge empties, with the key columns a bounded delete selects by.
+PURGED: tuple[tuple[str, Table, tuple[str, ...]], ...] = (
+    ("events", _event, ("id",)),
+    ("settings_history", _history, ("id",)),
+    ("profile_fields", _profile, ("subject_id", "name")),
+    ("settings", _settings, ("subject_id",)),
+)
+
+
+def held_rows(conn: Connection, subject_id: int) -> dict[str, int]:
+    """How many rows of each purged table the subject has (index-only counts)."""
+    return {
+        name: int(
+            conn.execute(
+                select(func.count()).select_from(table).where(table.c.subject_id == subject_id)
+            ).scalar_one()
+        )
+        for name, table, _ in PURGED
+    }
+
+
+def drop_blind_index(conn: Connection, subject_id: int) -> int:
+    """Delete the subject's blind-index digests at once: they are keyed hashes of values, not
+    ciphertexts, so shredding the data key does not make them unlinkable."""
+    return conn.execute(delete(_index).where(_index.c.subject_id == subject_id)).rowcount
+
+
+def purge_rows(
+    conn: Connection, subject_ids: Sequence[int], budget: int
+) -> tuple[dict[str, int], bool]:
+    """Delete at most `budget` rows of these subjects (inside the caller's transaction).
+
+    Returns the rows deleted per table and whether the subjects are now clean (every table
+    had fewer rows left than the budget allowed).
+    """
+    ids = list(subject_ids)
+    left = budget
+    deleted: dict[str, int] = {}
+    for name, table, keys in PURGED:
+        if left <= 0:
+            return deleted, False
+        cols = [table.c[k] for k in keys]
+        chosen = select(*cols).where(table.c.subject_id.in_(ids)).limit(left)
+        target = cols[0].in_(chosen) if len(cols) == 1 else tuple_(*cols).in_(chosen)
+        n = conn.execute(delete(table).where(target)).rowcount
+        if n:
+            deleted[name] = n
+        left -= n
+    return deleted, left > 0
