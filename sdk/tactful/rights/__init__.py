@@ -137,25 +137,27 @@ class Rights:
         withdrawn = tuple(
             sorted(p for p, c in self._ledger.status(conn, subject).items() if c.given)
         )
-        held = held_rows(conn, subject.id)
+        held = held_rows(conn, subject.id)  # None: more than the request counts
+        settings = held["settings"], held["settings_history"]
         counts = {
             "profile_fields": held["profile_fields"],
             "events": held["events"],
             "consent_records": self._ledger.delete_all(conn, subject),
-            "settings": held["settings"] + held["settings_history"],
+            "settings": None if None in settings else sum(n or 0 for n in settings),
             "objections": self.controls.delete_all(conn, subject),
             "segment_memberships": self._segments.delete_all(conn, subject),
         }
         drop_blind_index(conn, subject.id)
         store.subjects.shred(conn, subject)
-        pending = sum(held.values())
-        self.journal.record(conn, subject, rid, rows=pending, link=link)
+        counted = None not in held.values()
+        pending = not counted or any(held.values())
+        self.journal.record(conn, subject, rid, pending=pending, counted=counted, link=link)
         receipt = ErasureReceipt(
             request_id=rid,
             completed_at=now(),
             consents_withdrawn=withdrawn,
             data_key_shredded=True,
-            rows_awaiting_purge=pending,
+            purge_pending=pending,
             resumed=resumed,
             **counts,
         )
@@ -165,7 +167,7 @@ class Rights:
             {
                 "request_id": rid,
                 "consents_withdrawn": list(withdrawn),
-                "rows_awaiting_purge": pending,
+                "purge_pending": pending,
                 "resumed": resumed,
                 **counts,
             },

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from tactful.audit import AuditLog
 from tactful.store import StoredEvent, SubjectRef, now
-from tactful.store.purge import purge_rows
+from tactful.store.purge import count_rows, purge_rows
 from tactful.store.tables import ErasureJournal, RightsRequest, table_of
 
 _journal = table_of(ErasureJournal)
@@ -30,28 +30,31 @@ MAX_SUBJECTS_PER_BATCH = 500
 class ErasureReceipt(BaseModel):
     """Proof of an erasure: the request id, when, and how much of each kind was erased.
 
-    The counts are what the subject had when the data key was shredded (from then on none of
-    it can be read, backups included). Consent records and objections are deleted in the
-    request; events, profile fields and settings are ciphertexts whose rows the batched purge
-    deletes later: `rows_awaiting_purge` counts them, and the request's stored receipt gains
-    `purged_at` once they are gone. `resumed` says this call completed an interrupted erasure.
-    `hooks_called`/`hooks_failed` count the app's propagation hooks (`tf.rights.on_erasure`);
-    `hook_errors` names the exception types of failed hooks (never their messages).
+    From `completed_at` nothing of the subject can be read, backups included: the data key is
+    shredded. Consent records and objections are deleted in the request; events, profile
+    fields and settings (with their history) are ciphertexts whose rows the batched purge
+    deletes later (`purge_pending`; the request's stored receipt gains `purged_at` when they
+    are gone). Their counts are exact up to 1,000 rows per kind; above that the request does
+    not count (its cost must not grow with the history), the field is None and the purge
+    writes the exact number into the stored receipt. `resumed` says this call completed an
+    interrupted erasure. `hooks_called`/`hooks_failed` count the app's propagation hooks
+    (`tf.rights.on_erasure`); `hook_errors` names the exception types of failed hooks (never
+    their messages).
     """
 
     model_config = ConfigDict(frozen=True)
 
     request_id: str
     completed_at: datetime
-    profile_fields: int
-    events: int
+    profile_fields: int | None
+    events: int | None
     consent_records: int
     consents_withdrawn: tuple[str, ...] = ()
-    settings: int
+    settings: int | None
     objections: int = 0
     segment_memberships: int = 0
     data_key_shredded: bool
-    rows_awaiting_purge: int = 0
+    purge_pending: bool = False
     purged_at: datetime | None = None
     resumed: bool = False
     models_unlearned: bool = False
@@ -116,10 +119,18 @@ class Journal:
         self._audit = audit
 
     def record(
-        self, conn: Connection, subject: SubjectRef, request_id: str, *, rows: int, link: bool
+        self,
+        conn: Connection,
+        subject: SubjectRef,
+        request_id: str,
+        *,
+        pending: bool,
+        counted: bool,
+        link: bool,
     ) -> None:
-        """Note a shredded subject: its rows to purge, and (while hooks run) its pseudonym."""
-        if not rows and not link:
+        """Note a shredded subject: rows to purge (counted or not), and (while hooks run) its
+        pseudonym."""
+        if not pending and not link:
             return
         conn.execute(
             _journal.insert().values(
@@ -127,7 +138,8 @@ class Journal:
                 request_id=request_id,
                 ref=subject.ref if link else None,
                 erased_at=now(),
-                purged=not rows,
+                counted=counted,
+                purged=not pending,
             )
         )
 
@@ -171,7 +183,7 @@ class Journal:
         Returns (subjects finished, rows deleted per table), or None when nothing awaits.
         """
         query = (
-            select(_journal.c.subject_id, _journal.c.request_id)
+            select(_journal.c.subject_id, _journal.c.request_id, _journal.c.counted)
             .where(_journal.c.purged.is_(False))
             .order_by(_journal.c.subject_id)
             .limit(min(batch_size, MAX_SUBJECTS_PER_BATCH))
@@ -181,27 +193,33 @@ class Journal:
         pending = conn.execute(query).all()
         if not pending:
             return None
-        deleted, clean = purge_rows(conn, [r.subject_id for r in pending], batch_size)
-        if not clean:
-            return 0, deleted
-        stamp = now()
-        ids = [r.request_id for r in pending]
-        receipts = conn.execute(
-            select(_requests.c.id, _requests.c.receipt).where(_requests.c.id.in_(ids))
-        ).all()
-        updates = []
-        for rid, text in receipts:
-            doc = json.loads(text) if text else {}
-            doc.update(rows_awaiting_purge=0, purged_at=stamp.isoformat())
-            updates.append({"rid": rid, "doc": json.dumps(doc, sort_keys=True)})
-        if updates:
+        uncounted = {r.subject_id: r.request_id for r in pending if not r.counted}
+        if uncounted:  # histories the request did not count: count them before deleting
+            exact = count_rows(conn, list(uncounted))
+            _patch_receipts(
+                conn,
+                {
+                    rid: {
+                        "events": exact[sid]["events"],
+                        "profile_fields": exact[sid]["profile_fields"],
+                        "settings": exact[sid]["settings"] + exact[sid]["settings_history"],
+                    }
+                    for sid, rid in uncounted.items()
+                },
+            )
             conn.execute(
-                update(_requests)
-                .where(_requests.c.id == bindparam("rid"))
-                .values(receipt=bindparam("doc")),
-                updates,
+                update(_journal)
+                .where(_journal.c.subject_id.in_(list(uncounted)))
+                .values(counted=True)
             )
         done = [r.subject_id for r in pending]
+        deleted, clean = purge_rows(conn, done, batch_size)
+        if not clean:
+            return 0, deleted
+        stamp = now().isoformat()
+        _patch_receipts(
+            conn, {r.request_id: {"purge_pending": False, "purged_at": stamp} for r in pending}
+        )
         conn.execute(
             delete(_journal).where(_journal.c.subject_id.in_(done) & _journal.c.ref.is_(None))
         )
@@ -218,4 +236,23 @@ class Journal:
         """How many erased subjects still have rows to purge."""
         return int(
             conn.execute(select(func.count()).where(_journal.c.purged.is_(False))).scalar_one()
+        )
+
+
+def _patch_receipts(conn: Connection, changes: dict[str, dict[str, object]]) -> None:
+    """Update fields of stored request receipts (the purge's counts and completion)."""
+    rows = conn.execute(
+        select(_requests.c.id, _requests.c.receipt).where(_requests.c.id.in_(list(changes)))
+    ).all()
+    params = []
+    for rid, text in rows:
+        doc = json.loads(text) if text else {}
+        doc.update(changes[rid])
+        params.append({"rid": rid, "doc": json.dumps(doc, sort_keys=True)})
+    if params:
+        conn.execute(
+            update(_requests)
+            .where(_requests.c.id == bindparam("rid"))
+            .values(receipt=bindparam("doc")),
+            params,
         )

@@ -35,16 +35,40 @@ PURGED: tuple[tuple[str, Table, tuple[str, ...]], ...] = (
 )
 
 
-def held_rows(conn: Connection, subject_id: int) -> dict[str, int]:
-    """How many rows of each purged table the subject has (index-only counts)."""
-    return {
-        name: int(
-            conn.execute(
-                select(func.count()).select_from(table).where(table.c.subject_id == subject_id)
-            ).scalar_one()
+COUNT_CAP = 1000  # the request counts up to this many rows per table; the purge counts more
+
+
+def held_rows(conn: Connection, subject_id: int) -> dict[str, int | None]:
+    """How many rows of each purged table the subject has; None above COUNT_CAP.
+
+    Each count reads at most COUNT_CAP + 1 index entries, so the request stays constant-time.
+    """
+    out: dict[str, int | None] = {}
+    for name, table, keys in PURGED:
+        capped = (
+            select(table.c[keys[0]])
+            .where(table.c.subject_id == subject_id)
+            .limit(COUNT_CAP + 1)
+            .subquery()
         )
-        for name, table, _ in PURGED
-    }
+        n = int(conn.execute(select(func.count()).select_from(capped)).scalar_one())
+        out[name] = n if n <= COUNT_CAP else None
+    return out
+
+
+def count_rows(conn: Connection, subject_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Exact rows per purged table of each subject (the purge's count, before it deletes)."""
+    names = [n for n, _, _ in PURGED]
+    out: dict[int, dict[str, int]] = {sid: dict.fromkeys(names, 0) for sid in subject_ids}
+    for name, table, _ in PURGED:
+        rows = conn.execute(
+            select(table.c.subject_id, func.count())
+            .where(table.c.subject_id.in_(list(subject_ids)))
+            .group_by(table.c.subject_id)
+        )
+        for sid, n in rows:
+            out[int(sid)][name] = int(n)
+    return out
 
 
 def drop_blind_index(conn: Connection, subject_id: int) -> int:

@@ -288,4 +288,5 @@ class ErasureJournal(SQLModel, table=True):
     request_id: str = Field(max_length=32)
     ref: str | None = Field(default=None, max_length=64, index=True)
     erased_at: datetime = _ts()  # type: ignore[assignment]
+    counted: bool = Field(default=True)  # False: the request left the row counts to the purge
     purged: bool = Field(default=False, index=True)
