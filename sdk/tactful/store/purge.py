@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Table, delete, func, select, tuple_
+from sqlalchemy import Connection, ScalarSelect, Table, bindparam, delete, func, select, tuple_
 
 from tactful.store.tables import (
     BlindIndex,
@@ -38,22 +38,30 @@ PURGED: tuple[tuple[str, Table, tuple[str, ...]], ...] = (
 COUNT_CAP = 1000  # the request counts up to this many rows per table; the purge counts more
 
 
+def _capped_count(table: Table, key: str) -> ScalarSelect[int]:
+    capped = (
+        select(table.c[key])
+        .where(table.c.subject_id == bindparam("sid"))
+        .limit(COUNT_CAP + 1)
+        .subquery()
+    )
+    return select(func.count()).select_from(capped).scalar_subquery()
+
+
+# One statement, built once: the capped count of every purged table.
+_HELD = select(*(_capped_count(t, keys[0]).label(name) for name, t, keys in PURGED))
+
+
 def held_rows(conn: Connection, subject_id: int) -> dict[str, int | None]:
     """How many rows of each purged table the subject has; None above COUNT_CAP.
 
     Each count reads at most COUNT_CAP + 1 index entries, so the request stays constant-time.
     """
-    out: dict[str, int | None] = {}
-    for name, table, keys in PURGED:
-        capped = (
-            select(table.c[keys[0]])
-            .where(table.c.subject_id == subject_id)
-            .limit(COUNT_CAP + 1)
-            .subquery()
-        )
-        n = int(conn.execute(select(func.count()).select_from(capped)).scalar_one())
-        out[name] = n if n <= COUNT_CAP else None
-    return out
+    row = conn.execute(_HELD, {"sid": subject_id}).one()
+    return {
+        name: (int(n) if n <= COUNT_CAP else None)
+        for name, n in zip((p[0] for p in PURGED), row, strict=True)
+    }
 
 
 def count_rows(conn: Connection, subject_ids: Sequence[int]) -> dict[int, dict[str, int]]:
