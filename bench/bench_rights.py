@@ -174,7 +174,7 @@ def bench_bulk(tf: Tactful, n_users: int, cli_users: int, db_url: str, home: Pat
     rate_bulk, cpu_rate = n_users / t_bulk, n_users / CPU[-1]
     report: list[PurgeReport] = []
     t_purge = timed(lambda: report.append(tf.rights.purge()))
-    rows = report[0].total
+    rows, c_purge = report[0].total, CPU[-1]
     cmd = [
         sys.executable,
         "-m",
@@ -203,7 +203,7 @@ def bench_bulk(tf: Tactful, n_users: int, cli_users: int, db_url: str, home: Pat
     )
     print(
         f"purge afterwards: {report[0].subjects} users, {rows} rows in {t_purge:.1f} s = "
-        f"{rows / t_purge:.0f} rows/s ({rows / CPU[-1]:.0f} per CPU second), "
+        f"{rows / t_purge:.0f} rows/s ({rows / c_purge:.0f} per CPU second), "
         f"{report[0].batches} transactions"
     )
 
