@@ -205,7 +205,9 @@ class RightsAPI(Part):
         """Erase many users, each in its own transaction (one request and receipt each).
 
         Users with no data are counted as not found; with `dry_run` nothing is written and
-        `erased` counts who would be. `progress(n)` is called after each user.
+        `erased` counts who would be. `progress(n)` is called after each user. Interrupted?
+        Run it again with the same users: the one cut off is completed (`erase` is re-runnable),
+        those done count as not found. Their rows go with the next `purge()`.
         """
         erased = missing = 0
         ids: list[str] = []
