@@ -169,7 +169,9 @@ def report_audit(
     Example: tactful report audit --format html --since 2026-10-01 --out report.html
     """
     with _open() as tf:
-        report = tf.report(since=_aware(since), until=_aware(until), public=public, epsilon=epsilon)
+        report = tf.report(
+            since=_aware(since), until=_aware(until), public=public, epsilon=epsilon
+        )
     render = {
         "json": report.to_json,
         "md": report.to_markdown,
