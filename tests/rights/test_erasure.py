@@ -85,6 +85,10 @@ def test_bulk_erasure_counts_missing_users_and_a_dry_run_erases_nothing(tf: Tact
         with pytest.raises(SubjectNotFound):
             tf.rights.export(user)
     assert tf.rights.export("u3")["events"], "others are untouched"
+    assert tf.rights.awaiting_purge() == 2
+    purged = tf.rights.purge()
+    assert purged.subjects == 2 and purged.rows == {"events": 6}
+    assert len(tf.rights.export("u3")["events"]) == 2, "the purge leaves others' rows"
 
 
 def test_erasing_a_user_the_models_never_learned_keeps_recommendations(tf: Tactful) -> None:
