@@ -148,8 +148,9 @@ class Subjects:
         deks = self.keystore.create(self.store_id, list(new.values()))
         stamp = now()
         rows: list[dict[str, object]] = []
+        ciphers = {alias: FieldCipher(dek) for alias, dek in deks.items()}
         for user, alias in new.items():
-            cipher = FieldCipher(deks[alias])
+            cipher = ciphers[alias]
             rows.append(
                 {
                     "ref": refs[user],
@@ -181,7 +182,7 @@ class Subjects:
             row = by_ref[refs[user]]
             out[user] = SubjectRef(row.id, row.ref, row.alias, row.status, row.jurisdiction)
             if row.alias == alias:
-                self._remember(row.id, FieldCipher(deks[alias]))
+                self._remember(row.id, ciphers[alias])
             else:
                 unused.append(alias)
         if unused:
