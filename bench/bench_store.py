@@ -25,7 +25,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +35,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -68,7 +69,7 @@ plain_subject = Table(
 plain_profile = Table(
     "plain_profile",
     meta,
-    Column("subject_id", Integer, primary_key=True),
+    Column("subject_id", Integer, ForeignKey("plain_subject.id"), primary_key=True),
     Column("name", String(64), primary_key=True),
     Column("category", String(128)),
     Column("value", Text, nullable=False),
@@ -78,7 +79,7 @@ plain_event = Table(
     "plain_event",
     meta,
     Column("id", String(32), primary_key=True),
-    Column("subject_id", Integer),
+    Column("subject_id", Integer, ForeignKey("plain_subject.id"), nullable=False),
     Column("category", String(128)),
     Column("ts", DateTime(timezone=True), index=True),
     Column("payload", Text, nullable=False),
@@ -201,12 +202,10 @@ class Plain:
             for start in range(0, len(rows), 5000):
                 conn.execute(plain_event.insert(), rows[start : start + 5000])
 
-    def bundles(self) -> int:
+    def bundles(self, sids: list[int]) -> int:
         n = 0
         loads = json.loads
         with self.engine.begin() as conn:
-            ids = list(conn.execute(select(plain_subject.c.id).order_by(plain_subject.c.id)))
-            sids = [r.id for r in ids]
             for start in range(0, len(sids), 500):
                 result = conn.execute(
                     select(
@@ -227,12 +226,11 @@ class Plain:
         return n
 
 
-def tactful_bundles(tf: Tactful) -> int:
+def tactful_bundles(tf: Tactful, sids: list[int]) -> int:
     store = tf._store
     n = 0
     with store.begin() as conn:
-        ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM subject ORDER BY id")]
-        for _sid, events in store.events.bundles(conn, ids):
+        for _sid, events in store.events.bundles(conn, sids):
             n += len(events)
     return n
 
@@ -277,8 +275,24 @@ def timed(results: dict[str, float], name: str) -> Iterator[None]:
     """
     cpu, start = time.process_time(), time.perf_counter()
     yield
-    results[name] = time.perf_counter() - start
-    results[name + " cpu"] = time.process_time() - cpu
+    results[name] = results.get(name, 0.0) + time.perf_counter() - start
+    results[name + " cpu"] = results.get(name + " cpu", 0.0) + time.process_time() - cpu
+
+
+def alternate(
+    r: dict[str, float],
+    op: str,
+    chunks: Iterable[Any],
+    ours: Callable[[Any], object],
+    theirs: Callable[[Any], object],
+) -> None:
+    """Run `op` chunk by chunk, tactful and plain in turn (tactful first on even chunks), so
+    that a change in the machine's load during the run hits both sides alike."""
+    for i, chunk in enumerate(chunks):
+        sides = [("tactful", ours), ("plain", theirs)]
+        for side, fn in sides if i % 2 == 0 else sides[::-1]:
+            with timed(r, f"{op} {side}"):
+                fn(chunk)
 
 
 def run(url: str, plain_url: str, home: Path, n_users: int, n_events: int, label: str) -> None:
@@ -287,31 +301,37 @@ def run(url: str, plain_url: str, home: Path, n_users: int, n_events: int, label
     users = [f"user{i}" for i in range(n_users)]
     r: dict[str, float] = {}
     batches = [users[i : i + 1000] for i in range(0, n_users, 1000)]
-    with timed(r, "profiles write tactful"):
-        for b in batches:
-            tf.profiles.put_many(profiles_of(b))
-    with timed(r, "profiles write plain"):
-        for b in batches:
-            plain.put_many(profiles_of(b))
+    alternate(
+        r,
+        "profiles write",
+        batches,
+        lambda b: tf.profiles.put_many(profiles_of(b)),
+        lambda b: plain.put_many(profiles_of(b)),
+    )
     tf._store.subjects.clear_cache()
-    with timed(r, "profiles read tactful"):
-        for u in users:
-            tf.profiles.get(u)
-    with timed(r, "profiles read plain"):
-        for u in users:
-            plain.get(u)
-    with timed(r, "events write tactful"):
-        for batch in events_of(n_users, n_events):
-            tf.events.record_batch(batch)
-    with timed(r, "events write plain"):
-        for batch in events_of(n_users, n_events):
-            plain.record_batch(batch)
+    alternate(
+        r,
+        "profiles read",
+        batches,
+        lambda b: [tf.profiles.get(u) for u in b],
+        lambda b: [plain.get(u) for u in b],
+    )
+    alternate(
+        r, "events write", events_of(n_users, n_events), tf.events.record_batch, plain.record_batch
+    )
     tf._store.subjects.clear_cache()
-    with timed(r, "events read tactful"):
-        got = tactful_bundles(tf)
-    with timed(r, "events read plain"):
-        want = plain.bundles()
-    assert got == want == n_events, (got, want)
+    # Both stores numbered their subjects 1..n in the same order.
+    sids = list(range(1, n_users + 1))
+    counts = {"tactful": 0, "plain": 0}
+
+    def ours(chunk: list[int]) -> None:
+        counts["tactful"] += tactful_bundles(tf, chunk)
+
+    def theirs(chunk: list[int]) -> None:
+        counts["plain"] += plain.bundles(chunk)
+
+    alternate(r, "events read", (sids[i : i + 5000] for i in range(0, n_users, 5000)), ours, theirs)
+    assert counts["tactful"] == counts["plain"] == n_events, counts
     with timed(r, "rotate tactful"):
         report = tf.keys.rotate(batch_size=5000)
     assert report.rewrapped == n_users

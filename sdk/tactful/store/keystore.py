@@ -236,10 +236,10 @@ class KeyStore:
                         (data_key.c.store_id == store_id)
                         & data_key.c.key_id.in_(ids[start : start + CHUNK])
                     )
-                )
-                for r in rows:
-                    out[r.key_id] = self._kek_cipher(r.kek_version).decrypt(
-                        r.wrapped, wrap_aad(store_id, r.key_id, r.kek_version)
+                ).all()
+                for key_id, version, wrapped in rows:
+                    out[key_id] = self._kek_cipher(version).decrypt(
+                        wrapped, wrap_aad(store_id, key_id, version)
                     )
         return out
 

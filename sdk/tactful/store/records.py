@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -33,7 +34,7 @@ _index = table_of(BlindIndex)
 _event = table_of(Event)
 _catalog = table_of(CatalogEntry)
 
-_TS_RAW = type_coerce(_event.c.ts, String).label("ts")  # see _parse_ts
+_TS_RAW = type_coerce(_event.c.ts, String).label("ts")  # see _ts_parser
 _INSERT_EVENT = _event.insert()
 _STREAM = select(_event.c.id, _TS_RAW, _event.c.ciphertext).order_by(_event.c.ts, _event.c.id)
 _STREAM_FIRST = _STREAM.where(_event.c.subject_id == bindparam("sid")).limit(bindparam("n"))
@@ -81,18 +82,26 @@ def decode_event(payload: bytes) -> tuple[str, str]:
     )
 
 
-def _parse_ts(value: datetime | str) -> datetime:
-    # `ts` read without SQLAlchemy's DateTime conversion: SQLite hands back the stored text
-    # (UTC, "YYYY-MM-DD HH:MM:SS.ffffff"), which the C parser reads several times faster than
-    # SQLAlchemy's regular expression; PostgreSQL hands back an aware datetime.
-    if isinstance(value, str):
-        return datetime.fromisoformat(value + "+00:00")
-    return utc(value)
+def _ts_from_text(value: str) -> datetime:
+    return datetime.fromisoformat(value + "+00:00")
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """A decrypted event: item, kind, time."""
+def _ts_parser(conn: Connection) -> Callable[[datetime | str], datetime]:
+    """How to read `ts` selected as `_TS_RAW`, i.e. without SQLAlchemy's DateTime conversion.
+
+    SQLite hands back the stored text (UTC, "YYYY-MM-DD HH:MM:SS.ffffff"), which the C parser
+    reads several times faster than SQLAlchemy's regular expression; PostgreSQL hands back
+    an aware datetime.
+    """
+    return _ts_from_text if conn.dialect.name == "sqlite" else utc  # type: ignore[return-value]
+
+
+def _no_key(blob: bytes, aad: bytes) -> bytes:
+    raise AssertionError("no cipher chosen")  # unreachable: set on a subject's first row
+
+
+class StoredEvent(NamedTuple):
+    """A decrypted event: item, kind, time (a named tuple: bulk reads make millions)."""
 
     item: str
     kind: str
@@ -414,6 +423,7 @@ class Events:
         cipher = self._subjects.cipher(conn, subject)
         decrypt = cipher.decrypt
         prefix = associated_data(subject.ref, "event", "")
+        parse = _ts_parser(conn)
         after: tuple[datetime, str] | None = None
         while True:
             stmt = _STREAM_FIRST if after is None else _STREAM_NEXT
@@ -424,7 +434,7 @@ class Events:
             event: StoredEvent | None = None
             for event_id, ts, blob in rows:
                 item, kind = decode_event(decrypt(blob, prefix + event_id.encode()))
-                event = StoredEvent(item, kind, _parse_ts(ts))
+                event = StoredEvent(item, kind, parse(ts))
                 yield event
             if len(rows) < chunk or event is None:
                 return
@@ -439,6 +449,7 @@ class Events:
         without events (or erased meanwhile) are skipped.
         """
         ids = list(subject_ids)
+        parse = _ts_parser(conn)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             keyed = self._subjects.ciphers_for(conn, chunk)
@@ -449,7 +460,7 @@ class Events:
             )
             current: int | None = None
             bucket: list[StoredEvent] = []
-            decrypt: Callable[[bytes, bytes], bytes] | None = None
+            decrypt: Callable[[bytes, bytes], bytes] = _no_key
             prefix = b""
             for rows in result.partitions(1000):
                 for sid, event_id, ts, blob in rows:
@@ -460,9 +471,8 @@ class Events:
                         ref, cipher = keyed[sid]
                         decrypt = cipher.decrypt
                         prefix = associated_data(ref, "event", "")
-                    assert decrypt is not None
                     item, kind = decode_event(decrypt(blob, prefix + event_id.encode()))
-                    bucket.append(StoredEvent(item, kind, _parse_ts(ts)))
+                    bucket.append(StoredEvent(item, kind, parse(ts)))
             if current is not None:
                 yield current, bucket
 
