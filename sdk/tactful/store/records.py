@@ -53,7 +53,6 @@ _ALL_FIELDS = (
 
 MAX_ITEM_ID = 128
 MAX_KIND = 32
-EVENT_FORMAT = 2  # the first plaintext byte of an event payload written now
 READ_CHUNK = 5000  # events per keyset page of `Events.stream`
 WRITE_CHUNK = 5000  # events per executemany of the bulk write path
 
@@ -420,10 +419,9 @@ class Events:
         Keyset pagination on (ts, id): each page is one short query, so no cursor stays open
         and memory holds one page, whatever the history's length.
         """
-        cipher = self._subjects.cipher(conn, subject)
-        decrypt = cipher.decrypt
         prefix = associated_data(subject.ref, "event", "")
         parse = _ts_parser(conn)
+        decrypt: Callable[[bytes, bytes], bytes] | None = None
         after: tuple[datetime, str] | None = None
         while True:
             stmt = _STREAM_FIRST if after is None else _STREAM_NEXT
@@ -431,8 +429,11 @@ class Events:
             if after is not None:
                 params["ts"], params["id"] = after
             rows = conn.execute(stmt, params).all()
+            if rows and decrypt is None:  # no events, no key needed
+                decrypt = self._subjects.cipher(conn, subject).decrypt
             event: StoredEvent | None = None
             for event_id, ts, blob in rows:
+                assert decrypt is not None
                 item, kind = decode_event(decrypt(blob, prefix + event_id.encode()))
                 event = StoredEvent(item, kind, parse(ts))
                 yield event
