@@ -4,17 +4,21 @@
    (`tf.rights.export_to`, keyset-paged events written as they are read) against the naive
    full-load export (`tf.rights.export` builds the whole document, then `json.dumps`). Time,
    and peak Python memory via tracemalloc (in a separate pass: tracing slows the code down).
-2. Erasure cost against history size: a user with 10 events and one with 100,000 (neither
-   consented to personalization, so no model unlearning is involved). The ratio is the result.
+2. Erasure cost against history size: the erasure request of a user with 10 events and of
+   one with 100,000 (neither consented to personalization, so no model unlearning is
+   involved). The ratio is the result. Then the batched purge of the shredded rows
+   (`tf.rights.purge`), in rows/s; request + purge is what the request cost when it deleted
+   the rows itself.
 3. Bulk erasure of 10,000 users (5 events each) with `tf.rights.erase_many` (what
    `tactful erase --from-file` runs), against one `tactful erase USER --yes` process per user
-   (measured on a few users: it is the way without the bulk command).
+   (measured on a few users: it is the way without the bulk command); then their purge.
 
 Seeding uses the store's internal bulk paths (one transaction per batch), not the public API.
 
     python bench/bench_rights.py                      # SQLite
     TACTFUL_TEST_POSTGRES_URL=postgresql://127.0.0.1:5432/test python bench/bench_rights.py --pg
     python bench/bench_rights.py --events 20000 --users 1000   # quicker
+    python bench/bench_rights.py --only erasure --only bulk    # some parts only
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tactful import Tactful
+from tactful import PurgeReport, Tactful
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
@@ -139,14 +143,25 @@ def bench_erasure(tf: Tactful, big: int) -> None:
         seed_events(tf, u, 10)
     seed_events(tf, "big", big)
     tf.recommend("small-0")  # models fit before, so erasure time holds no first fit
+    tf.rights.purge()  # nothing of earlier parts waits for the purge
     walls = [timed(lambda u=u: tf.rights.erase(u)) for u in small_users]
     t_small, c_small = statistics.median(walls), statistics.median(CPU[-5:])
     t_big = timed(lambda: tf.rights.erase("big"))
     c_big = CPU[-1]
     print(
-        f"10 events: {t_small * 1000:.1f} ms, cpu {c_small * 1000:.1f} ms (median of 5) | "
-        f"{big} events: {t_big * 1000:.1f} ms, cpu {c_big * 1000:.1f} ms | "
-        f"ratio {t_big / t_small:.1f} (cpu {c_big / c_small:.1f})"
+        f"erasure request: 10 events: {t_small * 1000:.1f} ms, cpu {c_small * 1000:.1f} ms "
+        f"(median of 5) | {big} events: {t_big * 1000:.1f} ms, cpu {c_big * 1000:.1f} ms | "
+        f"ratio {t_big / t_small:.2f} (cpu {c_big / c_small:.2f})"
+    )
+    report: list[PurgeReport] = []
+    t_purge = timed(lambda: report.append(tf.rights.purge()))
+    rows = report[0].total
+    print(
+        f"purge of the shredded rows ({report[0].subjects} users, {rows} rows, "
+        f"{report[0].batches} transactions of <= 1000): {t_purge:.2f} s = "
+        f"{rows / t_purge:.0f} rows/s ({rows / CPU[-1]:.0f} per CPU second) | "
+        f"request + purge of {big} events {(t_big + t_purge) * 1000:.0f} ms, "
+        f"the cost the request had when it deleted the rows itself"
     )
 
 
@@ -157,6 +172,9 @@ def bench_bulk(tf: Tactful, n_users: int, cli_users: int, db_url: str, home: Pat
     bulk, per_process = users[:n_users], users[n_users:]
     t_bulk = timed(lambda: tf.rights.erase_many(bulk))
     rate_bulk, cpu_rate = n_users / t_bulk, n_users / CPU[-1]
+    report: list[PurgeReport] = []
+    t_purge = timed(lambda: report.append(tf.rights.purge()))
+    rows, c_purge = report[0].total, CPU[-1]
     cmd = [
         sys.executable,
         "-m",
@@ -183,6 +201,11 @@ def bench_bulk(tf: Tactful, n_users: int, cli_users: int, db_url: str, home: Pat
         f"one `tactful erase` process per user: {rate_cli:.3f} users/s "
         f"(on {cli_users}) | ratio {rate_bulk / rate_cli:.0f}x"
     )
+    print(
+        f"purge afterwards: {report[0].subjects} users, {rows} rows in {t_purge:.1f} s = "
+        f"{rows / t_purge:.0f} rows/s ({rows / c_purge:.0f} per CPU second), "
+        f"{report[0].batches} transactions"
+    )
 
 
 def main() -> None:
@@ -190,6 +213,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--cli-users", type=int, default=10)
+    parser.add_argument(
+        "--only",
+        choices=["export", "erasure", "bulk"],
+        action="append",
+        help="run only these parts (repeatable; default all)",
+    )
     parser.add_argument(
         "--pg", action="store_true", help="PostgreSQL from TACTFUL_TEST_POSTGRES_URL"
     )
@@ -212,9 +241,13 @@ def main() -> None:
                 tf.catalog.upsert(
                     {"item_id": i, "title": i, "categories": ["c" + i[-1]]} for i in ITEMS
                 )
-                bench_export(tf, sorted({args.events // 10, args.events}), home)
-                bench_erasure(tf, args.events)
-                bench_bulk(tf, args.users, args.cli_users, db_url, home)
+                parts = args.only or ["export", "erasure", "bulk"]
+                if "export" in parts:
+                    bench_export(tf, sorted({args.events // 10, args.events}), home)
+                if "erasure" in parts:
+                    bench_erasure(tf, args.events)
+                if "bulk" in parts:
+                    bench_bulk(tf, args.users, args.cli_users, db_url, home)
         finally:
             if args.pg:
                 with psycopg.connect(base, autocommit=True) as conn:

@@ -85,10 +85,16 @@ def erase(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Erase USER for good: data deleted, key shredded, consents withdrawn, models unlearned.
+    """Erase USER for good: key shredded, consents withdrawn, models unlearned, rows purged later.
 
-    Prints the receipt. Bulk: --from-file users.csv (one transaction and receipt per user,
-    with a progress bar and a summary); --dry-run shows how many would be erased.
+    Prints the receipt (JSON): request_id, completed_at, counts per kind (events,
+    profile_fields, settings: null above 1,000, then counted by the purge), consent_records,
+    consents_withdrawn, objections, data_key_shredded. From then on nothing of the user can be
+    read; purge_pending says the unreadable rows wait for `tactful retention run`, which adds
+    purged_at to the request's receipt (`tactful requests show ID`). Interrupted? Run the same
+    command again: it completes the erasure (resumed: true). Bulk: --from-file users.csv (one
+    transaction and receipt per user, with a progress bar and a summary); --dry-run shows how
+    many would be erased.
 
     Example: tactful erase alice --yes
     Example: tactful erase --from-file users.csv --dry-run

@@ -37,6 +37,7 @@ from tactful.rights import (
     ErasureNotice,
     ErasureReceipt,
     ExportResult,
+    PurgeReport,
     RequestInfo,
 )
 from tactful.settings import Settings
@@ -67,6 +68,7 @@ __all__ = [
     "PolicyError",
     "PolicySummary",
     "PolicyTestReport",
+    "PurgeReport",
     "PurposeConsent",
     "Recommendations",
     "RecommendedItem",

@@ -53,25 +53,45 @@ def test_same_user_id_after_erasure_starts_a_fresh_subject(tf: Tactful) -> None:
     )
 
 
-def test_erasure_leaves_no_ciphertext_and_no_data_key(tf: Tactful) -> None:
-    seed_small(tf)
-    tf.profiles.put("u1", {"country": "IE"})
-    tf.rights.erase("u1")
+def _left_of_erased(tf: Tactful, table: str) -> int:
     with tf._store.engine.connect() as conn:
-        for table in ("profile_field", "event", "user_settings", "consent_record"):
-            left = conn.execute(
+        return int(
+            conn.execute(
                 text(
                     f"SELECT count(*) FROM {table} t JOIN subject s ON "
                     "s.id = t.subject_id WHERE s.status = 'erased'"
                 )
             ).scalar_one()
-            assert left == 0, table
+        )
+
+
+def test_erasure_shreds_at_once_and_the_purge_leaves_no_ciphertext(tf: Tactful) -> None:
+    seed_small(tf)
+    tf.profiles.put("u1", {"country": "IE"})
+    tf.settings.update("u1", discovery=0.2)
+    receipt = tf.rights.erase("u1")
+    assert (receipt.events, receipt.profile_fields, receipt.settings) == (3, 1, 2)
+    assert receipt.purge_pending and receipt.purged_at is None
+    # Plaintext consent records go with the request; the ciphertexts wait for the purge...
+    assert _left_of_erased(tf, "consent_record") == 0
+    assert _left_of_erased(tf, "event") == 3
+    with tf._store.engine.connect() as conn:
         refs = conn.execute(
             text("SELECT count(*) FROM subject WHERE status = 'erased' AND ref IS NULL")
         ).scalar_one()
     assert refs == 1
-    # The data key lives in the separate key store (docs/store.md): gone from there too.
+    # ...but their data key is already gone from the separate key store (docs/store.md).
     assert sum(tf.keys.status().versions.values()) == 3  # u2, u3, u4 keep theirs; u1 has none
+    assert tf.rights.awaiting_purge() == 1
+    purged = tf.rights.purge(batch_size=2)
+    assert purged.subjects == 1 and purged.total == 6 and purged.batches == 4
+    for table in ("profile_field", "event", "user_settings", "settings_history"):
+        assert _left_of_erased(tf, table) == 0, table
+    assert tf.rights.awaiting_purge() == 0
+    stored = tf.rights.requests.show(receipt.request_id).receipt
+    assert stored is not None and stored["purged_at"] and not stored["purge_pending"]
+    assert tf.rights.purge().batches == 0, "nothing left: a second run is a no-op"
+    assert len(tf.rights.export("u2")["events"]) == 3, "others keep their rows"
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,7 @@ def wrap_key_v1(kek: bytes, dek: bytes, *, subject_ref: str, kek_version: int) -
 
 def pseudonym(key: bytes, user_id: str) -> str:
     """The keyed pseudonym (HMAC-SHA256, hex) under which a user id is stored."""
-    return hmac.new(key, b"subject|" + user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, b"subject|" + user_id.encode("utf-8"), hashlib.sha256).hex()
 
 
 def blind_index(key: bytes, value: str) -> bytes:
@@ -97,7 +97,7 @@ def blind_index(key: bytes, value: str) -> bytes:
     Equality only: equal values give equal digests; nothing else about the value leaks
     beyond what equality reveals (how many users share a value).
     """
-    return hmac.new(key, b"index|" + value.encode("utf-8"), hashlib.sha256).digest()
+    return hmac.digest(key, b"index|" + value.encode("utf-8"), hashlib.sha256)
 
 
 def keyed_digest(key: bytes, data: bytes) -> bytes:

@@ -102,16 +102,21 @@ class Models:
             self._category_items = {c: frozenset(v) for c, v in by_cat.items()}
             self._epoch, self._dirty, self._lapse = epoch, False, in_force.next_expiry
 
-    def forget(self, events: Sequence[StoredEvent], conn: Connection, *, learned: bool) -> None:
+    def forget(
+        self, events: Sequence[StoredEvent] | None, conn: Connection, *, learned: bool
+    ) -> None:
         """Unlearn one contributor now (if it was learned), and tell other processes to refit.
 
         `learned` says whether the contributor's consent was in force, i.e. whether the current
-        state includes them. If this process's state is stale it is refit instead.
+        state includes them. If this process's state is stale, or the events can no longer be
+        read (None: the key was shredded by an interrupted erasure), it is refit instead.
         """
         with self._lock:
-            bundle = list(interactions(events))
+            bundle = list(interactions(events or ()))
             fresh = not self._dirty and self._read_epoch(conn) == self._epoch
-            if fresh and learned and bundle:
+            if fresh and learned and events is None:
+                self._dirty = True
+            elif fresh and learned and bundle:
                 self.hybrid.forget(bundle)
             elif not fresh:
                 self._dirty = True

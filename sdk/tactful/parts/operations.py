@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from tactful.audit import AuditVerdict
 from tactful.errors import ValidationError
@@ -72,8 +73,11 @@ class KeysAPI(Part):
 class RetentionAPI(Part):
     """tf.retention: delete what is kept longer than fields.yaml's retention allows."""
 
-    def run(self) -> RetentionReport:
-        """Delete expired profile fields and events in one transaction; audit-logged."""
+    def run(self, *, batch_size: int = 1000) -> RetentionReport:
+        """Delete expired profile fields and events in one transaction, then purge erased
+        users' rows (`tf.rights.purge`, `batch_size` rows per transaction); audit-logged."""
+        if not isinstance(batch_size, int) or not 1 <= batch_size <= 100_000:
+            raise ValidationError("batch_size must be an integer from 1 to 100000")
         with self._store.begin() as conn:
             report = self._store.retention(conn, self._tf.pack.schema)
             self._tf._audit.append(
@@ -85,4 +89,5 @@ class RetentionAPI(Part):
                 self._tf._models.bump(conn)
         if report.events:
             self._tf._models.mark_dirty()
-        return report
+        purged = self._tf.rights.purge(batch_size=batch_size)
+        return replace(report, purged=purged.rows, erased_purged=purged.subjects)

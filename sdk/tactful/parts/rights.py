@@ -17,6 +17,7 @@ from tactful.rights import (
     ErasureNotice,
     ErasureReceipt,
     ExportResult,
+    PurgeReport,
     RequestInfo,
     parse_value,
     to_dict,
@@ -109,35 +110,46 @@ class RightsAPI(Part):
         return callback
 
     def erase(self, user: str, *, request_id: str | None = None) -> ErasureReceipt:
-        """Erase the user: rows deleted, data key shredded, consents withdrawn, models
-        unlearned, tombstone logged; then the erasure hooks run. SubjectNotFound if none."""
+        """Erase the user: data key shredded, consents withdrawn, models unlearned, tombstone
+        logged; then the erasure hooks run. SubjectNotFound if no data is held.
+
+        The request's cost does not depend on the history: the user's events, profile fields
+        and settings are unreadable at once and their rows are deleted by `purge()` (run by
+        `tf.retention.run()`). Re-running an interrupted erasure completes it: a user whose
+        key is gone but who is not marked erased yet, or whose hooks did not finish, gets the
+        remaining steps and a receipt with `resumed` set.
+        """
         tf = self._tf
         with self._store.begin() as conn:
-            subject = self._store.subjects.get(conn, user)
-            was_learned = consents_to_training(tf, conn, subject)
-            erased = tf._rights.erase(conn, subject, request_id, read_events=was_learned)
-            tf._models.forget(erased.events, conn, learned=was_learned)
-        receipt = erased.receipt.model_copy(update={"models_unlearned": True})
-        notice = ErasureNotice(receipt.request_id, subject.alias, user)
+            subject = self._store.subjects.find(conn, user)
+            if subject is None:
+                unfinished = tf._rights.journal.unfinished(
+                    conn, self._store.subjects.pseudonym(user)
+                )
+                if unfinished is None:
+                    raise SubjectNotFound(
+                        "no data is held for this user id (never recorded, or erased); check the id"
+                    )
+                receipt, alias = unfinished
+            else:
+                learned = consents_to_training(tf, conn, subject)
+                erased = tf._rights.erase(
+                    conn, subject, request_id, learned=learned, link=bool(self._hooks)
+                )
+                tf._models.forget(erased.events, conn, learned=learned)
+                receipt, alias = erased.receipt, erased.alias
+        receipt = receipt.model_copy(update={"models_unlearned": True})
+        if not self._hooks and subject is not None:
+            return receipt
+        notice = ErasureNotice(receipt.request_id, alias, user)
         errors: list[str] = []
         for hook in self._hooks:
             try:
                 hook(notice)
             except Exception as exc:  # the erasure is committed; report, never undo
                 errors.append(type(exc).__name__)
-        if self._hooks:
-            with self._store.begin() as conn:
-                tf._audit.append(
-                    conn,
-                    "erasure.propagated",
-                    {
-                        "request_id": receipt.request_id,
-                        "hooks": len(self._hooks),
-                        "failed": len(errors),
-                        "errors": errors,
-                    },
-                    alias=subject.alias,
-                )
+        with self._store.begin() as conn:
+            tf._rights.journal.propagated(conn, receipt.request_id, alias, len(self._hooks), errors)
         return receipt.model_copy(
             update={
                 "hooks_called": len(self._hooks),
@@ -145,6 +157,43 @@ class RightsAPI(Part):
                 "hook_errors": tuple(errors),
             }
         )
+
+    def purge(
+        self, *, batch_size: int = 1000, progress: Callable[[int], None] | None = None
+    ) -> PurgeReport:
+        """Delete the rows of erased users (already unreadable: their keys are shredded).
+
+        At most `batch_size` rows per transaction, until none are left; interrupted, run it
+        again to go on. `progress(rows)` is called after each batch. The run is audit-logged
+        (counts only) and each finished erasure request's receipt gains `purged_at`.
+        `tf.retention.run()` runs it too.
+        """
+        if not isinstance(batch_size, int) or not 1 <= batch_size <= 100_000:
+            raise ValidationError("batch_size must be an integer from 1 to 100000")
+        journal = self._tf._rights.journal
+        subjects = batches = 0
+        rows: dict[str, int] = {}
+        while True:
+            with self._store.begin() as conn:
+                step = journal.purge_batch(conn, batch_size)
+            if step is None:
+                break
+            done, deleted = step
+            subjects, batches = subjects + done, batches + 1
+            for table, n in deleted.items():
+                rows[table] = rows.get(table, 0) + n
+            if progress is not None:
+                progress(sum(rows.values()))
+        report = PurgeReport(subjects=subjects, rows=rows, batches=batches)
+        if batches:
+            with self._store.begin() as conn:
+                journal.log_purge(conn, report)
+        return report
+
+    def awaiting_purge(self) -> int:
+        """How many erased users still have (unreadable) rows for `purge()` to delete."""
+        with self._store.begin() as conn:
+            return self._tf._rights.journal.awaiting(conn)
 
     def erase_many(
         self,
@@ -156,7 +205,9 @@ class RightsAPI(Part):
         """Erase many users, each in its own transaction (one request and receipt each).
 
         Users with no data are counted as not found; with `dry_run` nothing is written and
-        `erased` counts who would be. `progress(n)` is called after each user.
+        `erased` counts who would be. `progress(n)` is called after each user. Interrupted?
+        Run it again with the same users: the one cut off is completed (`erase` is re-runnable),
+        those done count as not found. Their rows go with the next `purge()`.
         """
         erased = missing = 0
         ids: list[str] = []

@@ -3,8 +3,6 @@ objection. Every action is tracked as a request and audit-logged under the subje
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -13,6 +11,14 @@ from sqlalchemy import Connection, func, select
 from tactful.audit import AuditLog
 from tactful.consent import ConsentLedger, PurposeCatalog
 from tactful.rights.controls import Controls, parse_value
+from tactful.rights.erasure import (
+    BulkErasure,
+    Erased,
+    ErasureNotice,
+    ErasureReceipt,
+    Journal,
+    PurgeReport,
+)
 from tactful.rights.export import (
     ExportDocument,
     Exporter,
@@ -29,35 +35,11 @@ from tactful.rights.requests import (
 )
 from tactful.segments import Memberships
 from tactful.settings import SettingsStore
-from tactful.store import Store, StoredEvent, SubjectRef, now, utc
+from tactful.store import Store, SubjectRef, now, utc
+from tactful.store.purge import drop_blind_index, held_rows
 from tactful.store.tables import RightsRequest, table_of
 
 _requests = table_of(RightsRequest)
-
-
-class ErasureReceipt(BaseModel):
-    """Proof of an erasure: the request id, when, and how much of each kind was erased.
-
-    `hooks_called`/`hooks_failed` count the app's propagation hooks (`tf.rights.on_erasure`);
-    `hook_errors` names the exception types of failed hooks (never their messages).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    request_id: str
-    completed_at: datetime
-    profile_fields: int
-    events: int
-    consent_records: int
-    consents_withdrawn: tuple[str, ...] = ()
-    settings: int
-    objections: int = 0
-    segment_memberships: int = 0
-    data_key_shredded: bool
-    models_unlearned: bool = False
-    hooks_called: int = 0
-    hooks_failed: int = 0
-    hook_errors: tuple[str, ...] = ()
 
 
 class ExportResult(BaseModel):
@@ -69,38 +51,6 @@ class ExportResult(BaseModel):
     format: Literal["json", "csv"]
     events: int
     decisions: int
-
-
-class BulkErasure(BaseModel):
-    """Summary of a bulk erasure: how many were (or, in a dry run, would be) erased."""
-
-    model_config = ConfigDict(frozen=True)
-
-    dry_run: bool
-    erased: int
-    not_found: int
-    request_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ErasureNotice:
-    """What an erasure hook receives, after the erasure committed.
-
-    `user_id` is the app's own id, handed over in-process only so the app can propagate the
-    erasure to its processors; tactful never logs or stores it.
-    """
-
-    request_id: str
-    alias: str
-    user_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Erased:
-    """Internal result of an erasure: the receipt and the events to unlearn from models."""
-
-    receipt: ErasureReceipt
-    events: list[StoredEvent]
 
 
 class Rights:
@@ -123,6 +73,7 @@ class Rights:
         self.controls = Controls(store, audit, purposes)
         self.exporter = Exporter(store, ledger, settings, audit, purposes)
         self._segments = Memberships(store.subjects)
+        self.journal = Journal(audit)
 
     def start(
         self,
@@ -166,43 +117,64 @@ class Rights:
         subject: SubjectRef,
         request_id: str | None = None,
         *,
-        read_events: bool = True,
+        learned: bool = False,
+        link: bool = False,
     ) -> Erased:
-        """Erase the subject (GDPR Art. 17): delete rows, shred the data key, log a tombstone.
+        """Erase the subject (GDPR Art. 17): shred the data key, unlink, log a tombstone.
 
-        With `read_events` the events are decrypted first (for unlearning from models); an
-        erasure of a user the models never learned skips that read.
+        Cost independent of the history: consent records, objections and blind-index digests
+        are deleted, the data key is deleted from the key store (committed first) and the
+        subject loses its pseudonym; the ciphertext rows are counted and left to the batched
+        purge (`Journal.purge_batch`). With `learned` the events are decrypted first, for
+        unlearning from models. A subject whose key is already gone (an erasure interrupted
+        between the key shred and the commit) is completed the same way (`resumed`). With
+        `link` the pseudonym is kept in the journal until the hooks have run.
         """
         rid = self.start(conn, subject, "erasure", request_id)
         store = self._store
-        events = store.events.read(conn, subject) if read_events else []
+        resumed = not store.subjects.ciphers_of([subject])  # the key is gone already
+        events = (None if resumed else store.events.read(conn, subject)) if learned else []
         withdrawn = tuple(
             sorted(p for p, c in self._ledger.status(conn, subject).items() if c.given)
         )
+        held = held_rows(conn, subject.id)  # None: more than the request counts
+        settings = held["settings"], held["settings_history"]
         counts = {
-            "profile_fields": store.profiles.delete_all(conn, subject),
-            "events": store.events.delete_all(conn, subject),
+            "profile_fields": held["profile_fields"],
+            "events": held["events"],
             "consent_records": self._ledger.delete_all(conn, subject),
-            "settings": self._settings.delete_all(conn, subject),
+            "settings": None if None in settings else sum(n or 0 for n in settings),
             "objections": self.controls.delete_all(conn, subject),
             "segment_memberships": self._segments.delete_all(conn, subject),
         }
+        drop_blind_index(conn, subject.id)
         store.subjects.shred(conn, subject)
+        counted = None not in held.values()
+        pending = not counted or any(held.values())
+        self.journal.record(conn, subject, rid, pending=pending, counted=counted, link=link)
         receipt = ErasureReceipt(
             request_id=rid,
             completed_at=now(),
             consents_withdrawn=withdrawn,
             data_key_shredded=True,
+            purge_pending=pending,
+            resumed=resumed,
             **counts,
         )
         self._audit.append(
             conn,
             "subject.erased",
-            {"request_id": rid, "consents_withdrawn": list(withdrawn), **counts},
+            {
+                "request_id": rid,
+                "consents_withdrawn": list(withdrawn),
+                "purge_pending": pending,
+                "resumed": resumed,
+                **counts,
+            },
             alias=subject.alias,
         )
         self.requests.complete(conn, rid, receipt.model_dump(mode="json"))
-        return Erased(receipt, events)
+        return Erased(receipt, subject.alias, events)
 
     def request_counts(self, conn: Connection) -> dict[str, dict[str, int]]:
         """Requests per type and status, with how many were completed after their due date."""
@@ -234,6 +206,8 @@ __all__ = [
     "ErasureReceipt",
     "ExportDocument",
     "ExportResult",
+    "Journal",
+    "PurgeReport",
     "RequestInfo",
     "RequestRegister",
     "Rights",

@@ -15,20 +15,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, select
 
 from tactful.audit import AuditLog
 from tactful.consent import ConsentLedger, PurposeCatalog
 from tactful.segments import Memberships
 from tactful.settings import SettingsStore
 from tactful.store import Store, SubjectRef, now, utc
-from tactful.store.tables import CatalogEntry, Event, Objection, table_of
+from tactful.store.tables import CatalogEntry, Objection, table_of
 
 FORMAT = "tactful-export/2"
-_DECODER = json.JSONDecoder()
 _encode_string: Callable[[str], str] = json.encoder.encode_basestring
 CHUNK = 5000
-_event = table_of(Event)
 _catalog = table_of(CatalogEntry)
 _objection = table_of(Objection)
 
@@ -145,26 +143,10 @@ class Exporter:
         return doc
 
     def _events(self, conn: Connection, subject: SubjectRef) -> Iterator[dict[str, str]]:
-        # Keyset pagination on (ts, id): each chunk is one short query, so no server-side
-        # cursor stays open and memory holds one chunk at a time.
-        unseal = self._store.subjects.unseal
-        decode = _DECODER.decode
-        after: tuple[Any, str] | None = None
-        while True:
-            stmt = select(_event.c.id, _event.c.ts, _event.c.ciphertext).where(
-                _event.c.subject_id == subject.id
-            )
-            if after is not None:
-                stmt = stmt.where(tuple_(_event.c.ts, _event.c.id) > tuple_(*after))
-            rows = conn.execute(stmt.order_by(_event.c.ts, _event.c.id).limit(CHUNK)).all()
-            for r in rows:
-                # The payload format is tactful.store.records.Events.record_many's: [item, kind].
-                raw = unseal(conn, subject, "event", r.id, r.ciphertext)
-                item, kind = decode(raw.decode("utf-8"))
-                yield {"ts": utc(r.ts).isoformat(), "item": item, "kind": kind}
-            if len(rows) < CHUNK:
-                return
-            after = (rows[-1].ts, rows[-1].id)
+        # The store decrypts and decodes (Events.stream: keyset pages of CHUNK events, so
+        # memory holds one page whatever the history's length).
+        for e in self._store.events.stream(conn, subject, chunk=CHUNK):
+            yield {"ts": e.ts.isoformat(), "item": e.item, "kind": e.kind}
 
     def _inferred(
         self, conn: Connection, items: Counter[str], kinds: Counter[str], subject: SubjectRef

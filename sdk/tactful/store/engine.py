@@ -75,14 +75,19 @@ def _configure_sqlite(engine: Engine) -> None:
 def insert_ignore(
     conn: Connection, table: Table, rows: list[dict[str, object]], keys: list[str]
 ) -> int:
-    """Insert rows, skipping those whose key already exists; returns how many were inserted."""
+    """Insert rows, skipping those whose key already exists; returns how many were inserted.
+
+    One statement executed for all the rows (executemany), not a statement with every row
+    inlined: compiling thousands of VALUES costs more than writing them.
+    """
     if not rows:
         return 0
-    dialect = conn.dialect.name
-    stmt = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)).values(
-        rows
-    )
-    return conn.execute(stmt.on_conflict_do_nothing(index_elements=keys)).rowcount
+    if conn.dialect.name == "postgresql":
+        # psycopg reports no row count for a batched insert: count the rows it returns.
+        pg = postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+        return len(conn.execute(pg.returning(table.c[keys[0]]), rows).all())
+    lite = sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+    return conn.execute(lite, rows).rowcount
 
 
 @contextmanager

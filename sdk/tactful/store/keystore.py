@@ -47,7 +47,6 @@ from tactful.crypto import (
     KeyProvider,
     KeyRing,
     new_data_key,
-    unwrap_key,
     wrap_aad,
     wrap_key,
 )
@@ -132,6 +131,14 @@ class KeyStore:
         self._provider = provider
         self._ring = provider.load()
         self._kek_ciphers: dict[int, FieldCipher] = {}
+        compiled = _ONE_KEY.compile(dialect=self.engine.dialect)
+        self._one_key_sql = str(compiled)
+        order = compiled.positiontup if compiled.positional else None
+        self._one_key_params: Callable[[str, str], Any] = (
+            (lambda s, k: {"s": s, "k": k})
+            if order is None
+            else (lambda s, k: tuple({"s": s, "k": k}[name] for name in order))
+        )
 
     def __repr__(self) -> str:
         return f"KeyStore({self.url!r})"
@@ -196,13 +203,13 @@ class KeyStore:
         stamp = now()
         with self.begin() as conn:
             version = self._current(conn, store_id)
-            kek = self.kek(version)
+            encrypt = self._kek_cipher(version).encrypt  # what wrap_key does, one AES object
             rows = [
                 {
                     "store_id": store_id,
                     "key_id": k,
                     "kek_version": version,
-                    "wrapped": wrap_key(kek, d, store_id=store_id, key_id=k, kek_version=version),
+                    "wrapped": encrypt(d, wrap_aad(store_id, k, version)),
                     "created_at": stamp,
                 }
                 for k, d in deks.items()
@@ -214,12 +221,12 @@ class KeyStore:
         """The DEKs of these key ids; ids whose key is gone (erased) are absent."""
         out: dict[str, bytes] = {}
         ids = list(key_ids)
-        if len(ids) == 1:  # the per-read path: one prebuilt statement
-            with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-                row = conn.execute(_ONE_KEY, {"s": store_id, "k": ids[0]}).first()
-            if row is not None:
-                out[ids[0]] = self._kek_cipher(row.kek_version).decrypt(
-                    row.wrapped, wrap_aad(store_id, ids[0], row.kek_version)
+        if len(ids) == 1:  # the per-read path
+            found = self._one_key(store_id, ids[0])
+            if found is not None:
+                version, wrapped = found
+                out[ids[0]] = self._kek_cipher(version).decrypt(
+                    wrapped, wrap_aad(store_id, ids[0], version)
                 )
             return out
         with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
@@ -229,12 +236,30 @@ class KeyStore:
                         (data_key.c.store_id == store_id)
                         & data_key.c.key_id.in_(ids[start : start + CHUNK])
                     )
-                )
-                for r in rows:
-                    out[r.key_id] = self._kek_cipher(r.kek_version).decrypt(
-                        r.wrapped, wrap_aad(store_id, r.key_id, r.kek_version)
+                ).all()
+                for key_id, version, wrapped in rows:
+                    out[key_id] = self._kek_cipher(version).decrypt(
+                        wrapped, wrap_aad(store_id, key_id, version)
                     )
         return out
+
+    def _one_key(self, store_id: str, key_id: str) -> tuple[int, bytes] | None:
+        # One wrapped DEK, through the driver's own cursor: on a cold per-user read (one key
+        # per call) SQLAlchemy's connection, event and result layers cost several times the
+        # query itself. One indexed SELECT; SQLite runs it without a transaction (the
+        # connection is in autocommit mode), PostgreSQL's is rolled back when the pool takes
+        # the connection back.
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            try:
+                cur.execute(self._one_key_sql, self._one_key_params(store_id, key_id))
+                row = cur.fetchone()
+            finally:
+                cur.close()
+        finally:
+            raw.close()
+        return None if row is None else (int(row[0]), bytes(row[1]))
 
     def _kek_cipher(self, version: int) -> FieldCipher:
         # One AES-GCM object per KEK version: building it costs more than an unwrap.
@@ -350,7 +375,6 @@ class KeyStore:
         return RotationReport(target, resumed, done, self.retire_unused())
 
     def _rewrap_batch(self, store_id: str, target: int, batch_size: int) -> int:
-        new_kek = self.kek(target)
         with self.begin() as conn:
             query = (
                 select(data_key.c.key_id, data_key.c.kek_version, data_key.c.wrapped)
@@ -364,21 +388,16 @@ class KeyStore:
             if not rows:
                 return 0
             params = []
-            for r in rows:
-                dek = unwrap_key(
-                    self.kek(r.kek_version),
-                    r.wrapped,
-                    store_id=store_id,
-                    key_id=r.key_id,
-                    kek_version=r.kek_version,
+            wrap = self._kek_cipher(target).encrypt  # what unwrap_key / wrap_key do, with
+            for r in rows:  # one AES object per KEK version instead of two per DEK
+                dek = self._kek_cipher(r.kek_version).decrypt(
+                    r.wrapped, wrap_aad(store_id, r.key_id, r.kek_version)
                 )
                 params.append(
                     {
                         "b_key": r.key_id,
                         "b_old": r.kek_version,
-                        "b_wrapped": wrap_key(
-                            new_kek, dek, store_id=store_id, key_id=r.key_id, kek_version=target
-                        ),
+                        "b_wrapped": wrap(dek, wrap_aad(store_id, r.key_id, target)),
                     }
                 )
             conn.execute(

@@ -17,16 +17,23 @@ _event = table_of(Event)
 
 @dataclass(frozen=True, slots=True)
 class RetentionReport:
-    """What a retention run deleted: events per data category, profile fields per field name."""
+    """What a retention run deleted: events per data category, profile fields per field name,
+    and the rows of erased users it purged (per table; `erased_purged` users finished)."""
 
     ran_at: datetime
     events: dict[str, int] = field(default_factory=dict)
     profile_fields: dict[str, int] = field(default_factory=dict)
+    purged: dict[str, int] = field(default_factory=dict)
+    erased_purged: int = 0
 
     @property
     def total(self) -> int:
         """How many rows were deleted in all."""
-        return sum(self.events.values()) + sum(self.profile_fields.values())
+        return (
+            sum(self.events.values())
+            + sum(self.profile_fields.values())
+            + sum(self.purged.values())
+        )
 
 
 def run_retention(conn: Connection, schema: ProfileSchema, at: datetime) -> RetentionReport:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, select, update
@@ -26,6 +26,14 @@ _FIND = select(
     _subject.c.jurisdiction,
     _subject.c.user_id_ct.is_(None).label("legacy"),
 ).where(_subject.c.ref == bindparam("ref"))
+_FIND_MANY = select(
+    _subject.c.id,
+    _subject.c.ref,
+    _subject.c.alias,
+    _subject.c.status,
+    _subject.c.jurisdiction,
+    _subject.c.user_id_ct.is_(None).label("legacy"),
+).where(_subject.c.ref.in_(bindparam("refs", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,40 +124,40 @@ class Subjects:
 
     def resolve_many(self, conn: Connection, users: Iterable[str]) -> dict[str, SubjectRef]:
         """The subjects of many user ids, creating those that have none (bulk ingestion)."""
-        refs = {u: self.pseudonym(u) for u in dict.fromkeys(users)}
+        key = self.keys.pseudonym_key
+        refs = {u: pseudonym(key, check_user_id(u)) for u in dict.fromkeys(users)}
         out: dict[str, SubjectRef] = {}
         by_ref = {r: u for u, r in refs.items()}
         ref_list = list(by_ref)
         for start in range(0, len(ref_list), 500):
-            rows = conn.execute(
-                select(
-                    _subject.c.id,
-                    _subject.c.ref,
-                    _subject.c.alias,
-                    _subject.c.status,
-                    _subject.c.jurisdiction,
-                    _subject.c.user_id_ct.is_(None).label("legacy"),
-                ).where(_subject.c.ref.in_(ref_list[start : start + 500]))
-            )
-            for r in rows:
-                out[by_ref[r.ref]] = SubjectRef(
-                    r.id, r.ref, r.alias, r.status, r.jurisdiction, bool(r.legacy)
-                )
+            rows = conn.execute(_FIND_MANY, {"refs": ref_list[start : start + 500]}).all()
+            for sid, ref, alias, status, jurisdiction, legacy in rows:
+                out[by_ref[ref]] = SubjectRef(sid, ref, alias, status, jurisdiction, bool(legacy))
         missing: dict[str, str | None] = {u: None for u in refs if u not in out}
         if missing:
-            out.update(self.create_many(conn, missing))
+            out.update(self.create_many(conn, missing, refs))
         return out
 
-    def create_many(self, conn: Connection, users: dict[str, str | None]) -> dict[str, SubjectRef]:
-        """Create subjects for user ids that have none (bulk ingestion); returns all of them."""
+    def create_many(
+        self,
+        conn: Connection,
+        users: dict[str, str | None],
+        refs: Mapping[str, str] | None = None,
+    ) -> dict[str, SubjectRef]:
+        """Create subjects for user ids that have none (bulk ingestion); returns all of them.
+
+        `refs` may hand in the users' pseudonyms when the caller computed them already.
+        """
         out: dict[str, SubjectRef] = {}
-        refs = {u: self.pseudonym(u) for u in users}
+        if refs is None:
+            refs = {u: self.pseudonym(u) for u in users}
         new = {u: secrets.token_hex(16) for u in users}
         deks = self.keystore.create(self.store_id, list(new.values()))
         stamp = now()
         rows: list[dict[str, object]] = []
+        ciphers = {alias: FieldCipher(dek) for alias, dek in deks.items()}
         for user, alias in new.items():
-            cipher = FieldCipher(deks[alias])
+            cipher = ciphers[alias]
             rows.append(
                 {
                     "ref": refs[user],
@@ -181,7 +189,7 @@ class Subjects:
             row = by_ref[refs[user]]
             out[user] = SubjectRef(row.id, row.ref, row.alias, row.status, row.jurisdiction)
             if row.alias == alias:
-                self._remember(row.id, FieldCipher(deks[alias]))
+                self._remember(row.id, ciphers[alias])
             else:
                 unused.append(alias)
         if unused:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, LargeBinary, Table, Text
+from sqlalchemy import Column, DateTime, Dialect, Index, LargeBinary, Table, Text
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 # Bump it (and add a step in store/migrate.py) for every change to an existing table; new
@@ -16,6 +18,24 @@ def table_of(model: type[SQLModel]) -> Table:
     """The SQLAlchemy Core table of a SQLModel table class (for Core statements)."""
     table: Table = model.__table__  # type: ignore[attr-defined]
     return table
+
+
+class Ciphertext(TypeDecorator[bytes]):
+    """A BLOB (SQLite) / BYTEA (PostgreSQL) column handed to the driver as `bytes`, unconverted.
+
+    The DDL is LargeBinary's. LargeBinary wraps every bound value in the driver's `Binary`
+    (a memoryview on SQLite), a Python call per value that cost as much as the AES-GCM call
+    of a bulk insert; both drivers take and return `bytes` as they are.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> None:
+        return None
 
 
 def _ts(*, index: bool = False, nullable: bool = False) -> object:
@@ -39,7 +59,7 @@ class Subject(SQLModel, table=True):
     erased_at: datetime | None = _ts(nullable=True)  # type: ignore[assignment]
     # The app's user id, encrypted under the subject's own DEK (so searchable-field lookups
     # can answer with user ids); unreadable once the DEK is shredded. Schema version 2.
-    user_id_ct: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    user_id_ct: bytes | None = Field(default=None, sa_column=Column(Ciphertext, nullable=True))
 
 
 class ProfileField(SQLModel, table=True):
@@ -50,7 +70,7 @@ class ProfileField(SQLModel, table=True):
     subject_id: int = Field(primary_key=True, foreign_key="subject.id")
     name: str = Field(primary_key=True, max_length=64)
     category: str = Field(max_length=128)
-    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    ciphertext: bytes = Field(sa_column=Column(Ciphertext, nullable=False))
     updated_at: datetime = _ts()  # type: ignore[assignment]
 
 
@@ -64,7 +84,7 @@ class Event(SQLModel, table=True):
     subject_id: int = Field(foreign_key="subject.id")
     category: str = Field(max_length=128)
     ts: datetime = _ts(index=True)  # type: ignore[assignment]
-    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    ciphertext: bytes = Field(sa_column=Column(Ciphertext, nullable=False))
 
 
 class UserSettings(SQLModel, table=True):
@@ -181,7 +201,7 @@ class BlindIndex(SQLModel, table=True):
 
     subject_id: int = Field(primary_key=True, foreign_key="subject.id")
     name: str = Field(primary_key=True, max_length=64)
-    digest: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    digest: bytes = Field(sa_column=Column(Ciphertext, nullable=False))
 
 
 class RequestDetail(SQLModel, table=True):
@@ -272,3 +292,21 @@ class SegmentMembership(SQLModel, table=True):
     subject_id: int = Field(primary_key=True, foreign_key="subject.id")
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     updated_at: datetime = _ts()  # type: ignore[assignment]
+
+
+class ErasureJournal(SQLModel, table=True):
+    """An erased subject whose ciphertext rows still await the batched purge.
+
+    The data key is already shredded, so those rows are unreadable. `ref` (the pseudonym) is
+    kept only while the erasure hooks run, so that a re-run after an interruption finds the
+    erasure by the user id; it is cleared as soon as the propagation is recorded.
+    """
+
+    __tablename__ = "rights_erasure"
+
+    subject_id: int = Field(primary_key=True, foreign_key="subject.id")
+    request_id: str = Field(max_length=32)
+    ref: str | None = Field(default=None, max_length=64, index=True)
+    erased_at: datetime = _ts()  # type: ignore[assignment]
+    counted: bool = Field(default=True)  # False: the request left the row counts to the purge
+    purged: bool = Field(default=False, index=True)
