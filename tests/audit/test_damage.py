@@ -7,8 +7,9 @@ checkpoints tactful writes at entries 100 and 200.
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
-from tactful import Tactful
+from tactful import IntegrityError, Tactful
 from tests.audit import damage
 from tests.conftest import seed_small
 
@@ -172,3 +173,20 @@ def test_appends_after_damage_do_not_hide_it(chain: Tactful) -> None:
     damage.grow(chain, 60)  # crosses entry 300: a new checkpoint over the damaged chain
     verdict = chain.audit.verify()
     assert (verdict.damage, verdict.first_bad_seq) == ("modified", 42)
+
+
+def test_a_periodic_checkpoint_is_withheld_over_a_broken_stretch(chain: Tactful) -> None:
+    damage.modify_payload(chain, 210)
+    damage.grow(chain, 60)  # entry 300 is due a checkpoint; it must not bless the damage
+    with chain._store.begin() as conn:
+        signed = conn.execute(text("SELECT seq FROM audit_checkpoint ORDER BY seq")).scalars()
+        assert list(signed) == [100, 200]
+    verdict = chain.audit.verify()
+    assert (verdict.damage, verdict.first_bad_seq) == ("modified", 210)
+
+
+def test_an_on_demand_checkpoint_refuses_to_sign_a_broken_stretch(chain: Tactful) -> None:
+    damage.modify_payload(chain, 210)
+    with pytest.raises(IntegrityError, match="nothing was signed"):
+        chain.audit.checkpoint()
+    assert chain.audit.verify().checkpoints == 2
