@@ -52,20 +52,10 @@ def entry_hash(
         stamp = ts.isoformat() + "+00:00"
     else:
         stamp = (ts.astimezone(UTC) if ts.utcoffset() else ts).isoformat()
+    name = "null" if alias is None else _string(alias)
     body = (
-        '{"alias":'
-        + ("null" if alias is None else _string(alias))
-        + ',"kind":'
-        + _string(kind)
-        + ',"payload":'
-        + _string(payload)
-        + ',"prev":'
-        + _string(prev)
-        + ',"seq":'
-        + str(int(seq))
-        + ',"ts":"'
-        + stamp
-        + '"}'
+        f'{{"alias":{name},"kind":{_string(kind)},"payload":{_string(payload)},'
+        f'"prev":{_string(prev)},"seq":{int(seq)},"ts":"{stamp}"}}'
     )
     return hashlib.sha256(body.encode()).hexdigest()
 
