@@ -190,3 +190,13 @@ def test_an_on_demand_checkpoint_refuses_to_sign_a_broken_stretch(chain: Tactful
     with pytest.raises(IntegrityError, match="nothing was signed"):
         chain.audit.checkpoint()
     assert chain.audit.verify().checkpoints == 2
+
+
+def test_a_store_without_checkpoints_gets_its_first_at_the_next_hundred(chain: Tactful) -> None:
+    """Like a store older than checkpoints: the first periodic one checks only the last 100
+    entries (it runs inside an append), and from it on checkpoints are expected."""
+    damage.delete_all_checkpoints(chain)
+    damage.grow(chain, 60)
+    verdict = chain.audit.verify()
+    assert verdict.ok and verdict.checkpoints == 1
+    assert verdict.checkpoint is not None and verdict.checkpoint.seq == 300

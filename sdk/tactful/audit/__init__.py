@@ -163,7 +163,11 @@ class AuditLog:
         # The periodic checkpoint signs only a head whose unsigned stretch verifies, so a
         # rewrite made since the last checkpoint is never blessed: its checkpoint is then
         # missing, which `verify` reports.
-        if self._key is not None and seq % CHECKPOINT_EVERY == 0 and self._unsigned_ok(conn, seq):
+        if (
+            self._key is not None
+            and seq % CHECKPOINT_EVERY == 0
+            and self._unsigned_ok(conn, seq, window=CHECKPOINT_EVERY)
+        ):
             self._sign(conn, seq, digest, stamp)
         return seq
 
@@ -195,18 +199,32 @@ class AuditLog:
             self._sign(conn, head.seq, head.hash, now())
         return int(head.seq)
 
-    def _unsigned_ok(self, conn: Connection, upto: int) -> bool:
-        """Whether the entries after the last valid checkpoint below `upto` hash and link."""
+    def _unsigned_ok(self, conn: Connection, upto: int, *, window: int | None = None) -> bool:
+        """Whether the entries after the last valid checkpoint below `upto` hash and link.
+
+        With `window`, at most the last `window` entries are checked (the periodic checkpoint
+        runs inside an append holding the chain's lock: on a store older than checkpoints the
+        stretch since the last one is the whole chain).
+        """
         assert self._key is not None
         start, prev = 0, GENESIS
+        if window is not None and upto - window > 0:
+            floor = conn.execute(select(_audit.c.hash).where(_audit.c.seq == upto - window)).first()
+            if floor is None:
+                return False
+            start, prev = upto - window, str(floor.hash)
         below = conn.execute(
             select(_checkpoints)
             .where(_checkpoints.c.seq < upto)
             .order_by(_checkpoints.c.seq.desc())
             .limit(1)
         ).first()
-        if below is not None and checkpoint_mac_valid(
-            self._key, checkpoint_message(below.seq, below.head_hash, below.ts), below.mac
+        if (
+            below is not None
+            and below.seq >= start
+            and checkpoint_mac_valid(
+                self._key, checkpoint_message(below.seq, below.head_hash, below.ts), below.mac
+            )
         ):
             start, prev = below.seq, below.head_hash
         expected = start + 1
