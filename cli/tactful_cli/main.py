@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -122,19 +123,65 @@ def demo(
     run_demo(out, home=opts.home, db_url=opts.db, users=users, seed=seed, policies=opts.policies)
 
 
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Verify the audit hash chain; exit 3 and name the first bad entry if it is broken.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
-    Example: tactful audit verify
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOpt = False) -> None:
+    """Verify the audit hash chain and its signed checkpoints; exit 3 and name the first bad
+    entry and the kind of damage (modified, deleted, reordered, truncated, forged).
+
+    When intact, says which signed checkpoint the chain verified to: entries after it are
+    covered by the hash chain alone (a tail cut off past it cannot be seen).
+
+    Example: tactful audit verify --json
     """
     with _open() as tf:
         verdict = tf.audit.verify()
-    if verdict.ok:
-        out.print(f"[green]{verdict.summary()}[/green]")
+    if as_json:
+        cp = verdict.checkpoint
+        doc = {
+            "ok": verdict.ok,
+            "entries": verdict.entries,
+            "head": verdict.head,
+            "first_bad_seq": verdict.first_bad_seq,
+            "damage": verdict.damage,
+            "problem": verdict.problem,
+            "checkpoints": verdict.checkpoints,
+            "checkpoint": None
+            if cp is None
+            else {"seq": cp.seq, "head": cp.head, "signed_at": cp.signed_at.isoformat()},
+            "unsigned_tail": verdict.unsigned_tail,
+        }
+        sys.stdout.write(json.dumps(doc) + "\n")
+    elif verdict.ok:
+        out.print(f"[green]{verdict.summary()}[/green]", highlight=False, soft_wrap=True)
     else:
-        err.print(f"[red]{verdict.summary()}[/red]")
+        err.print(f"[red]{verdict.summary()}[/red]", highlight=False, soft_wrap=True)
+    if not verdict.ok:
         raise typer.Exit(3)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(as_json: JsonOpt = False) -> None:
+    """Sign the audit chain's current head now (HMAC under the audit key); print the entry
+    it covers.
+
+    One is also written every 100 entries. The entries since the last checkpoint are verified
+    first (exit 3, nothing signed, if they do not). Take one before a backup or an export of
+    the log and keep its output elsewhere: a later cut or rewrite of what it covers fails
+    `tactful audit verify`.
+
+    Example: tactful audit checkpoint --json
+    """
+    with _open() as tf:
+        seq = tf.audit.checkpoint()
+    if as_json:
+        sys.stdout.write(json.dumps({"seq": seq}) + "\n")
+    elif seq == 0:
+        out.print("the audit log is empty: nothing to sign")
+    else:
+        out.print(f"[green]signed checkpoint at entry {seq}[/green]", highlight=False)
 
 
 @report_app.command("audit")
@@ -171,9 +218,7 @@ def report_audit(
     Example: tactful report audit --format html --since 2026-10-01 --out report.html
     """
     with _open() as tf:
-        report = tf.report(
-            since=_aware(since), until=_aware(until), public=public, epsilon=epsilon
-        )
+        report = tf.report(since=_aware(since), until=_aware(until), public=public, epsilon=epsilon)
     render = {
         "json": report.to_json,
         "md": report.to_markdown,

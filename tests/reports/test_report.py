@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,7 +10,8 @@ from sqlalchemy import text
 
 from tactful import BudgetExhausted, Tactful, ValidationError
 from tactful.reports import Unavailable
-from tactful.reports.model import DPRelease
+from tactful.reports.model import Checkpoint, DPRelease
+from tests.audit import damage
 from tests.reports.conftest import DAY, Truth
 
 
@@ -94,8 +96,54 @@ def test_broken_chain_is_reported_with_the_first_bad_entry(seeded: tuple[Tactful
     with tf._store.begin() as conn:
         conn.execute(text("UPDATE audit_log SET kind = 'forged' WHERE seq = 4"))
     integ = tf.report().report.integrity
-    assert not integ.audit_chain_ok and integ.first_bad_seq == 4
-    assert "BROKEN at entry 4" in tf.report().to_markdown()
+    assert not integ.audit_chain_ok and integ.first_bad_seq == 4 and integ.damage == "modified"
+    assert "BROKEN (modified) at entry 4" in tf.report().to_markdown()
+
+
+def test_integrity_names_the_checkpoint_the_chain_verified_to(
+    seeded: tuple[Tactful, Truth],
+) -> None:
+    tf, _ = seeded
+    unsigned = tf.report().report.integrity
+    assert unsigned.audit_chain_ok and unsigned.checkpoint is None
+    assert unsigned.entries < 100, "the seeded store is below the first periodic checkpoint"
+    assert "none verified" in tf.report().to_markdown()
+
+    damage.grow(tf, 100 - tf.audit.verify().entries)  # entry 100: a periodic checkpoint
+    signed_at = tf.audit.checkpoint()
+    assert signed_at == 100
+    damage.grow(tf, 20)
+    signed_on_demand = tf.audit.checkpoint()
+    damage.grow(tf, 5)
+    report = tf.report()
+    integ = report.report.integrity
+    cp = integ.checkpoint
+    assert isinstance(cp, Checkpoint)
+    assert (cp.seq, cp.checkpoints, cp.signature_ok) == (signed_on_demand, 2, True)
+    assert cp.entries_after == 5 and integ.entries == signed_on_demand + 5
+    with tf._store.engine.connect() as conn:
+        head = conn.execute(
+            text("SELECT hash FROM audit_log WHERE seq = :s"), {"s": signed_on_demand}
+        ).scalar_one()
+    assert cp.hash == head
+    as_json = json.loads(report.to_json())["integrity"]["checkpoint"]
+    assert as_json["seq"] == signed_on_demand and as_json["checkpoints"] == 2
+    md = report.to_markdown()
+    assert f"Verified to signed checkpoint at entry {signed_on_demand} (2 signed" in md
+    assert "The 5 entries after it are covered by the hash chain only." in md
+    assert f"signed checkpoint at entry {signed_on_demand}" in report.to_html()
+
+
+def test_integrity_reports_a_truncated_chain_and_its_last_good_checkpoint(
+    seeded: tuple[Tactful, Truth],
+) -> None:
+    tf, _ = seeded
+    damage.grow(tf, 130 - tf.audit.verify().entries)
+    tf.audit.checkpoint()
+    damage.cut_tail(tf, 120)
+    integ = tf.report().report.integrity
+    assert (integ.audit_chain_ok, integ.damage, integ.first_bad_seq) == (False, "truncated", 121)
+    assert isinstance(integ.checkpoint, Checkpoint) and integ.checkpoint.seq == 100
 
 
 def test_art30_records_come_from_the_policy_pack(seeded: tuple[Tactful, Truth]) -> None:

@@ -16,11 +16,13 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from json.encoder import encode_basestring as _string
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import Connection, Row, func, select, text
 
+from tactful.errors import IntegrityError
 from tactful.store import checkpoint_mac, checkpoint_mac_valid, now, utc
 from tactful.store.tables import AuditCheckpoint, AuditEntry, table_of
 
@@ -40,23 +42,42 @@ def canonical(obj: object) -> str:
 def entry_hash(
     seq: int, ts: datetime, kind: str, alias: str | None, payload: str, prev: str
 ) -> str:
-    """The hash of one entry, binding it to its predecessor."""
-    body = canonical(
-        {
-            "seq": seq,
-            "ts": utc(ts).isoformat(),
-            "kind": kind,
-            "alias": alias,
-            "payload": payload,
-            "prev": prev,
-        }
+    """The hash of one entry, binding it to its predecessor.
+
+    SHA-256 over the canonical JSON of {seq, ts (ISO 8601, UTC), kind, alias, payload, prev},
+    exactly `canonical(...)` of that mapping; assembled by hand because verification hashes
+    every entry and the generic encoder cost four times as much.
+    """
+    if ts.tzinfo is None:  # SQLite hands back naive UTC
+        stamp = ts.isoformat() + "+00:00"
+    else:
+        stamp = (ts.astimezone(UTC) if ts.utcoffset() else ts).isoformat()
+    name = "null" if alias is None else _string(alias)
+    body = (
+        f'{{"alias":{name},"kind":{_string(kind)},"payload":{_string(payload)},'
+        f'"prev":{_string(prev)},"seq":{int(seq)},"ts":"{stamp}"}}'
     )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
+class VerifiedCheckpoint:
+    """A signed checkpoint whose signature and head the chain matched."""
+
+    seq: int
+    head: str
+    signed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AuditVerdict:
-    """The result of verifying the chain: ok, how many entries, and the first broken link."""
+    """The result of verifying the chain: ok, how many entries, and the first broken link.
+
+    `checkpoint` is the last signed checkpoint the chain was verified to (None when there is
+    none, or none before the damage); `checkpoints` counts the signed checkpoints verified.
+    Entries after `checkpoint.seq` are protected by the hash chain alone: a cut tail past the
+    last checkpoint cannot be told from a shorter log (see docs/architecture.md).
+    """
 
     ok: bool
     entries: int
@@ -65,18 +86,32 @@ class AuditVerdict:
     problem: str | None = None
     damage: Damage | None = None
     checkpoints: int = 0
+    checkpoint: VerifiedCheckpoint | None = None
+
+    @property
+    def unsigned_tail(self) -> int:
+        """Entries after the last verified checkpoint (covered by the hash chain only)."""
+        return self.entries - (self.checkpoint.seq if self.checkpoint else 0)
 
     def summary(self) -> str:
         """One line a person can read."""
-        if self.ok:
+        if not self.ok:
             return (
-                f"audit chain intact: {self.entries} entries, head {self.head[:16]}, "
-                f"{self.checkpoints} signed checkpoints"
+                f"audit chain BROKEN ({self.damage}) at entry {self.first_bad_seq}: {self.problem}"
             )
-        return f"audit chain BROKEN ({self.damage}) at entry {self.first_bad_seq}: {self.problem}"
+        line = f"audit chain intact: {self.entries} entries, head {self.head[:16]}"
+        if self.checkpoint is None:
+            return line + "; no signed checkpoint (the hash chain alone cannot show a cut tail)"
+        tail = self.unsigned_tail
+        return (
+            f"{line}; verified to signed checkpoint {self.checkpoint.seq} "
+            f"({self.checkpoints} signed checkpoints)"
+            + (f"; the last {tail} entries are covered by the hash chain only" if tail else "")
+        )
 
 
-def _checkpoint_message(seq: int, head: str, ts: datetime) -> bytes:
+def checkpoint_message(seq: int, head: str, ts: datetime) -> bytes:
+    """The bytes a checkpoint's MAC covers: canonical JSON of (seq, head hash, time)."""
     return canonical({"seq": seq, "head": head, "ts": utc(ts).isoformat()}).encode()
 
 
@@ -125,14 +160,23 @@ class AuditLog:
                 seq=seq, ts=stamp, kind=kind, alias=alias, payload=body, prev_hash=prev, hash=digest
             )
         )
-        if self._key is not None and seq % CHECKPOINT_EVERY == 0:
+        # The periodic checkpoint signs only a head whose unsigned stretch verifies, so a
+        # rewrite made since the last checkpoint is never blessed: its checkpoint is then
+        # missing, which `verify` reports.
+        if (
+            self._key is not None
+            and seq % CHECKPOINT_EVERY == 0
+            and self._unsigned_ok(conn, seq, window=CHECKPOINT_EVERY)
+        ):
             self._sign(conn, seq, digest, stamp)
         return seq
 
     def checkpoint(self, conn: Connection) -> int:
         """Sign the current head now (e.g. before a backup); returns the seq it covers.
 
-        Raises RuntimeError when the log was built without the audit key.
+        The entries since the last signed checkpoint are verified first: IntegrityError (and
+        nothing signed) if they do not hash and link. RuntimeError when the log was built
+        without the audit key.
         """
         if self._key is None:
             raise RuntimeError("checkpoints need the audit key; build AuditLog(audit_key=...)")
@@ -147,135 +191,103 @@ class AuditLog:
             select(_checkpoints.c.seq).where(_checkpoints.c.seq == head.seq)
         ).first()
         if done is None:
+            if not self._unsigned_ok(conn, head.seq):
+                raise IntegrityError(
+                    "the audit entries since the last signed checkpoint do not verify; nothing "
+                    "was signed. Run `tactful audit verify` to see the first bad entry"
+                )
             self._sign(conn, head.seq, head.hash, now())
         return int(head.seq)
 
+    def _unsigned_ok(self, conn: Connection, upto: int, *, window: int | None = None) -> bool:
+        """Whether the entries after the last valid checkpoint below `upto` hash and link.
+
+        With `window`, at most the last `window` entries are checked (the periodic checkpoint
+        runs inside an append holding the chain's lock: on a store older than checkpoints the
+        stretch since the last one is the whole chain).
+        """
+        assert self._key is not None
+        start, prev = 0, GENESIS
+        if window is not None and upto - window > 0:
+            floor = conn.execute(select(_audit.c.hash).where(_audit.c.seq == upto - window)).first()
+            if floor is None:
+                return False
+            start, prev = upto - window, str(floor.hash)
+        below = conn.execute(
+            select(_checkpoints)
+            .where(_checkpoints.c.seq < upto)
+            .order_by(_checkpoints.c.seq.desc())
+            .limit(1)
+        ).first()
+        if (
+            below is not None
+            and below.seq >= start
+            and checkpoint_mac_valid(
+                self._key, checkpoint_message(below.seq, below.head_hash, below.ts), below.mac
+            )
+        ):
+            start, prev = below.seq, below.head_hash
+        expected = start + 1
+        rows = conn.execute(
+            select(*_COLUMNS)
+            .where(_audit.c.seq > start, _audit.c.seq <= upto)
+            .order_by(_audit.c.seq)
+            .execution_options(yield_per=5000)
+        )
+        with rows:
+            for seq, ts, kind, alias, payload, prev_hash, digest in rows:
+                if (
+                    seq != expected
+                    or prev_hash != prev
+                    or entry_hash(seq, ts, kind, alias, payload, prev_hash) != digest
+                ):
+                    return False
+                prev, expected = digest, expected + 1
+        return expected == upto + 1
+
     def _sign(self, conn: Connection, seq: int, head: str, stamp: datetime) -> None:
         assert self._key is not None
-        mac = checkpoint_mac(self._key, _checkpoint_message(seq, head, stamp))
+        mac = checkpoint_mac(self._key, checkpoint_message(seq, head, stamp))
         conn.execute(_checkpoints.insert().values(seq=seq, ts=stamp, head_hash=head, mac=mac))
 
     def verify(self, conn: Connection) -> AuditVerdict:
         """Walk the chain and the checkpoints; name the first bad entry and the kind of damage.
 
-        Kinds: modified (content changed, hash not recomputed), deleted (a gap, or a link to
-        an earlier entry), reordered (an intact entry sits at another position), truncated
-        (fewer entries than a signed checkpoint covers), forged (hashes recomputed after a
-        change, or a checkpoint whose signature does not verify).
+        Kinds: modified (content changed, hash not recomputed), deleted (a gap, entries
+        removed and the rest renumbered, or a checkpoint row removed), reordered (an intact
+        entry sits at another position), truncated (fewer entries than a signed checkpoint
+        covers), forged (hashes recomputed after a change, or a checkpoint whose signature
+        does not verify). Streams the entries; memory does not grow with the chain.
         """
-        checkpoints = {
-            r.seq: r for r in conn.execute(select(_checkpoints).order_by(_checkpoints.c.seq))
-        }
-        result = conn.execute(
-            select(_audit).order_by(_audit.c.seq).execution_options(yield_per=2000)
-        )
-        with result:
-            return self._walk(result, checkpoints)
-
-    def _walk(self, rows: Iterable[Row[Any]], checkpoints: Mapping[int, Any]) -> AuditVerdict:
+        signed: dict[int, Row[Any]] = {}
         if self._key is not None:
-            for cp in checkpoints.values():
+            for cp in conn.execute(select(_checkpoints).order_by(_checkpoints.c.seq)):
                 if not checkpoint_mac_valid(
-                    self._key, _checkpoint_message(cp.seq, cp.head_hash, cp.ts), cp.mac
+                    self._key, checkpoint_message(cp.seq, cp.head_hash, cp.ts), cp.mac
                 ):
                     return AuditVerdict(
                         False,
                         0,
                         GENESIS,
                         cp.seq,
-                        "the signed checkpoint at this entry does not verify under the audit "
-                        "key (checkpoint forged or altered)",
+                        f"the signed checkpoint at entry {cp.seq} does not verify under the "
+                        "audit key (checkpoint forged or altered)",
                         "forged",
                     )
-        n_cp = len(checkpoints) if self._key is not None else 0
-        expected_seq, prev, count = 1, GENESIS, 0
-        seen: dict[str, int] = {}  # hash -> seq, to tell reordering and deletion apart
-        last_good_cp = 0
-        for r in rows:
-            if r.seq != expected_seq:
-                if r.seq > expected_seq:
-                    problem = f"entries {expected_seq}..{r.seq - 1} are missing (deleted)"
-                    return AuditVerdict(False, count, prev, expected_seq, problem, "deleted")
-                return AuditVerdict(
-                    False,
-                    count,
-                    prev,
-                    r.seq,
-                    "sequence numbers repeat or go backwards",
-                    "reordered",
-                )
-            content_ok = entry_hash(r.seq, r.ts, r.kind, r.alias, r.payload, r.prev_hash) == r.hash
-            if not content_ok:
-                origin = seen.get(r.prev_hash)
-                moved = (
-                    origin is not None
-                    and entry_hash(origin + 1, r.ts, r.kind, r.alias, r.payload, r.prev_hash)
-                    == r.hash
-                )
-                if moved or (r.prev_hash != prev and _self_consistent_elsewhere(r)):
-                    return AuditVerdict(
-                        False,
-                        count,
-                        prev,
-                        r.seq,
-                        "holds an intact entry that belongs at another position (reordered)",
-                        "reordered",
-                    )
-                return AuditVerdict(
-                    False,
-                    count,
-                    prev,
-                    r.seq,
-                    "content was modified after it was written",
-                    "modified",
-                )
-            if r.prev_hash != prev:
-                if r.prev_hash in seen:
-                    problem = (
-                        f"links to entry {seen[r.prev_hash]}: the entries after it were "
-                        "deleted and the rest renumbered"
-                    )
-                    return AuditVerdict(
-                        False, count, prev, seen[r.prev_hash] + 1, problem, "deleted"
-                    )
-                return AuditVerdict(
-                    False,
-                    count,
-                    prev,
-                    r.seq,
-                    "does not link to the entry before it, yet its own hash is consistent: "
-                    "the chain was rewritten with recomputed hashes",
-                    "forged",
-                )
-            cp = checkpoints.get(r.seq) if self._key is not None else None
-            if cp is not None:
-                if cp.head_hash != r.hash:
-                    return AuditVerdict(
-                        False,
-                        count,
-                        prev,
-                        last_good_cp + 1,
-                        f"the chain up to entry {r.seq} differs from what its signed checkpoint "
-                        f"says: rewritten (hashes recomputed) at or after entry "
-                        f"{last_good_cp + 1}",
-                        "forged",
-                    )
-                last_good_cp = r.seq
-            seen[r.hash] = r.seq
-            prev, expected_seq, count = r.hash, expected_seq + 1, count + 1
-        if self._key is not None and checkpoints:
-            top = max(checkpoints)
-            if top > count:
-                return AuditVerdict(
-                    False,
-                    count,
-                    prev,
-                    count + 1,
-                    f"a signed checkpoint covers {top} entries but only {count} remain "
-                    "(the tail was cut off)",
-                    "truncated",
-                )
-        return AuditVerdict(True, count, prev, checkpoints=n_cp)
+                signed[cp.seq] = cp
+        # Periodic checkpoints are expected from the first one on (older stores and key-less
+        # logs have none before it): a missing one means checkpoint rows were deleted.
+        periodic = [s for s in signed if s % CHECKPOINT_EVERY == 0]
+        first_periodic = min(periodic) if periodic else None
+        walk = _Walk(signed, first_periodic)
+        result = conn.execute(
+            select(*_COLUMNS).order_by(_audit.c.seq).execution_options(yield_per=5000)
+        )
+        with result:
+            walk.run(result)
+        if walk.suspect is not None:
+            return walk.diagnose(conn)
+        return walk.finish()
 
     def records(
         self,
@@ -305,13 +317,191 @@ class AuditLog:
         return int(conn.execute(select(func.count()).select_from(_audit)).scalar_one())
 
 
-def _self_consistent_elsewhere(r: Row[Any]) -> bool:
-    """Whether the entry's hash is right for its content at some other nearby position."""
-    return any(
-        entry_hash(r.seq + d, r.ts, r.kind, r.alias, r.payload, r.prev_hash) == r.hash
-        for d in (-2, -1, 1, 2)
-        if r.seq + d > 0
-    )
+_COLUMNS = (
+    _audit.c.seq,
+    _audit.c.ts,
+    _audit.c.kind,
+    _audit.c.alias,
+    _audit.c.payload,
+    _audit.c.prev_hash,
+    _audit.c.hash,
+)
+
+
+class _Entry(NamedTuple):
+    seq: int
+    ts: datetime
+    kind: str
+    alias: str | None
+    payload: str
+    prev_hash: str
+    hash: str
+
+
+class _Walk:
+    """One pass over the chain; stops at the first anomaly, which `diagnose` then names."""
+
+    def __init__(self, signed: Mapping[int, Row[Any]], first_periodic: int | None) -> None:
+        self.signed = signed
+        self.first_periodic = first_periodic
+        self.expected, self.prev, self.count = 1, GENESIS, 0
+        self.last_cp: VerifiedCheckpoint | None = None
+        self.n_cp = 0
+        self.suspect: _Entry | None = None
+        self.verdict: AuditVerdict | None = None
+
+    def _bad(self, seq: int, problem: str, damage: Damage) -> bool:
+        self.verdict = AuditVerdict(
+            False, self.count, self.prev, seq, problem, damage, self.n_cp, self.last_cp
+        )
+        return False
+
+    def _unvouched(self) -> int:
+        return self.last_cp.seq + 1 if self.last_cp else 1
+
+    def run(self, rows: Iterable[Any]) -> None:
+        """The walk itself: hash and link checks inline; anything unusual goes to `_step`."""
+        expected, prev, signed, every = 1, GENESIS, self.signed, CHECKPOINT_EVERY
+        for seq, ts, kind, alias, payload, prev_hash, digest in rows:
+            if (
+                seq != expected
+                or prev_hash != prev
+                or seq in signed
+                or seq % every == 0
+                or entry_hash(seq, ts, kind, alias, payload, prev_hash) != digest
+            ):
+                self.expected, self.prev, self.count = expected, prev, expected - 1
+                if not self._step(seq, ts, kind, alias, payload, prev_hash, digest):
+                    return
+            prev, expected = digest, expected + 1
+        self.expected, self.prev, self.count = expected, prev, expected - 1
+
+    def _step(
+        self,
+        seq: int,
+        ts: datetime,
+        kind: str,
+        alias: str | None,
+        payload: str,
+        prev_hash: str,
+        digest: str,
+    ) -> bool:
+        """Check one entry in full; False stops the walk (verdict or suspect set)."""
+        if seq != self.expected:
+            return self._bad(
+                self.expected,
+                f"entries {self.expected}..{seq - 1} are missing (deleted)",
+                "deleted",
+            )
+        if prev_hash != self.prev or entry_hash(seq, ts, kind, alias, payload, prev_hash) != digest:
+            self.suspect = _Entry(seq, ts, kind, alias, payload, prev_hash, digest)
+            return False
+        cp = self.signed.get(seq)
+        if cp is not None:
+            if cp.head_hash != digest:
+                return self._bad(
+                    self._unvouched(),
+                    f"the chain up to entry {seq} differs from what its signed checkpoint "
+                    f"says: entries {self._unvouched()}..{seq} were rewritten with their "
+                    "hashes recomputed",
+                    "forged",
+                )
+            self.last_cp = VerifiedCheckpoint(seq, digest, utc(cp.ts))
+            self.n_cp += 1
+        elif (
+            self.first_periodic is not None
+            and seq > self.first_periodic
+            and seq % CHECKPOINT_EVERY == 0
+        ):
+            return self._bad(
+                self._unvouched(),
+                f"the signed checkpoint expected at entry {seq} (one is written every "
+                f"{CHECKPOINT_EVERY} entries) is missing: checkpoint rows were deleted, or it "
+                "was withheld because the entries before it did not verify when it was due; "
+                f"entries {self._unvouched()}..{seq} are vouched for by nothing but the hash "
+                "chain",
+                "deleted",
+            )
+        return True
+
+    def finish(self) -> AuditVerdict:
+        """The verdict once every entry passed: truncated if a checkpoint covers more."""
+        if self.verdict is not None:
+            return self.verdict
+        beyond = [s for s in self.signed if s > self.count]
+        if beyond:
+            return AuditVerdict(
+                False,
+                self.count,
+                self.prev,
+                self.count + 1,
+                f"a signed checkpoint covers {max(beyond)} entries but only {self.count} "
+                "remain (the tail was cut off)",
+                "truncated",
+                self.n_cp,
+                self.last_cp,
+            )
+        return AuditVerdict(
+            True, self.count, self.prev, checkpoints=self.n_cp, checkpoint=self.last_cp
+        )
+
+    def diagnose(self, conn: Connection) -> AuditVerdict:
+        """Name the damage at the suspect entry (runs only on a broken chain)."""
+        r = self.suspect
+        assert r is not None
+        p = r.seq
+        if entry_hash(p, r.ts, r.kind, r.alias, r.payload, r.prev_hash) == r.hash:
+            # Intact for its position, but linked to something else: a predecessor rewritten
+            # with its hash recomputed (its successor still names the old hash), or this
+            # entry rewritten onto a made-up link.
+            rewritten = p - 1 if p > 1 and _find_hash(conn, r.prev_hash) is None else p
+            self._bad(
+                rewritten,
+                f"entry {p} does not link to the entry before it, yet its own hash is "
+                f"consistent: entry {rewritten} was rewritten with its hash recomputed",
+                "forged",
+            )
+            return self.finish()
+        # The entry that belongs here, found at another position, means a reordering.
+        for x in conn.execute(select(_audit).where(_audit.c.prev_hash == self.prev)):
+            if x.seq != p and entry_hash(p, x.ts, x.kind, x.alias, x.payload, x.prev_hash) == (
+                x.hash
+            ):
+                self._bad(
+                    p,
+                    f"the entry that belongs at position {p} sits at position {x.seq}: "
+                    "entries were reordered",
+                    "reordered",
+                )
+                return self.finish()
+        shift = _renumbered_from(r)
+        if shift is not None and _find_hash(conn, r.prev_hash) is None:
+            self._bad(
+                p,
+                f"entries {p}..{p + shift - 1} were deleted and the rest renumbered (the entry "
+                f"now at {p} was written as entry {p + shift})",
+                "deleted",
+            )
+            return self.finish()
+        self._bad(p, "content was modified after it was written (hash mismatch)", "modified")
+        return self.finish()
+
+
+_RENUMBER_SEARCH = 10_000
+
+
+def _renumbered_from(r: _Entry) -> int | None:
+    """How far the entry's seq was shifted down, if its hash fits a later position."""
+    for shift in range(1, _RENUMBER_SEARCH + 1):
+        if entry_hash(r.seq + shift, r.ts, r.kind, r.alias, r.payload, r.prev_hash) == r.hash:
+            return shift
+    return None
+
+
+def _find_hash(conn: Connection, digest: str) -> int | None:
+    """The seq of the entry with this hash, if any (a scan: used on broken chains only)."""
+    row = conn.execute(select(_audit.c.seq).where(_audit.c.hash == digest).limit(1)).first()
+    return None if row is None else int(row.seq)
 
 
 __all__ = [
@@ -320,6 +510,8 @@ __all__ = [
     "AuditRecord",
     "AuditVerdict",
     "Damage",
+    "VerifiedCheckpoint",
     "canonical",
+    "checkpoint_message",
     "entry_hash",
 ]

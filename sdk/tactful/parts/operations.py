@@ -27,7 +27,8 @@ class AuditAPI(Part):
         """Sign the chain's current head under the audit key; returns the entry it covers.
 
         One is also written every 100 entries. Take one before a backup or export of the
-        log: a later truncation or rewrite of what it covers then fails `verify()`.
+        log: a later truncation or rewrite of what it covers then fails `verify()`. Raises
+        IntegrityError (nothing signed) if the entries since the last checkpoint do not verify.
         """
         with self._store.begin() as conn:
             return self._tf._audit.checkpoint(conn)

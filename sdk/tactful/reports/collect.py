@@ -7,19 +7,19 @@ from importlib.metadata import PackageNotFoundError, version
 
 from sqlalchemy import Connection
 
-from tactful.audit import AuditLog
+from tactful.audit import AuditLog, AuditVerdict
 from tactful.consent import ConsentLedger
 from tactful.errors import ValidationError
 from tactful.policy import PolicyPack
 from tactful.reports import facts
 from tactful.reports.model import (
+    Checkpoint,
     ConsentSection,
     Integrity,
     PackRef,
     Period,
     PurposeConsentFacts,
     Report,
-    Unavailable,
 )
 from tactful.reports.public import release_consent
 from tactful.reports.records import records
@@ -103,14 +103,26 @@ def collect(
             entries=verdict.entries,
             head=verdict.head,
             first_bad_seq=verdict.first_bad_seq,
+            damage=verdict.damage,
             problem=verdict.problem,
-            checkpoint=Unavailable(
-                reason="this tactful version writes no signed audit checkpoints; the whole "
-                "chain was verified from its first entry"
-            ),
+            checkpoint=_checkpoint(verdict),
             keys=keys,
             retention=retention_facts(conn, audit, since, until),
         ),
+    )
+
+
+def _checkpoint(verdict: AuditVerdict) -> Checkpoint | None:
+    cp = verdict.checkpoint
+    if cp is None:
+        return None
+    return Checkpoint(
+        seq=cp.seq,
+        hash=cp.head,
+        signed_at=cp.signed_at,
+        signature_ok=True,
+        checkpoints=verdict.checkpoints,
+        entries_after=verdict.unsigned_tail,
     )
 
 

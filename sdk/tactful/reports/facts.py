@@ -9,22 +9,24 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Connection,
     Text,
     and_,
+    cast,
+    column,
     exists,
     func,
     or_,
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 
 from tactful.reports.model import (
@@ -97,34 +99,56 @@ def window(column: Any, since: datetime | None, until: datetime | None) -> Colum
 def _decision_groups(conn: Connection, since: datetime | None, until: datetime | None) -> Any:
     # One scan of the log: decisions grouped by (day, purpose, outcome, reasons, categories
     # used), the arrays kept as JSON text. Distinct combinations are few (rule sets and category
-    # sets), so the database hands back hundreds of rows, not millions.
+    # sets), so the database hands back hundreds of rows, not millions. Each payload is parsed
+    # once: PostgreSQL flattens a subquery's `payload::jsonb` into every `->` (four parses a
+    # row, 3x slower at 1M decisions), so one json_to_record call takes the four fields;
+    # SQLite's json_extract with four paths returns them as one JSON array.
     where = and_(_audit.c.kind == "decision", window(_audit.c.ts, since, until))
     if conn.dialect.name == "postgresql":
-        sub = (
-            select(
-                func.cast(_audit.c.payload, JSONB).label("j"),
-                func.to_char(_audit.c.ts.op("AT TIME ZONE")("UTC"), "YYYY-MM-DD").label("day"),
+        fields = (
+            func.json_to_record(cast(_audit.c.payload, JSON))
+            .table_valued(
+                column("purpose", Text),
+                column("outcome", Text),
+                column("reasons", Text),
+                column("categories_used", Text),
             )
-            .where(where)
-            .subquery()
+            .render_derived(name="d", with_types=True)
         )
         cols = [
-            sub.c.day,
-            sub.c.j.op("->>")("purpose"),
-            sub.c.j.op("->>")("outcome"),
-            func.cast(sub.c.j.op("->")("reasons"), Text),
-            func.cast(sub.c.j.op("->")("categories_used"), Text),
+            func.to_char(_audit.c.ts.op("AT TIME ZONE")("UTC"), "YYYY-MM-DD"),
+            fields.c.purpose,
+            fields.c.outcome,
+            fields.c.reasons,
+            fields.c.categories_used,
         ]
-        return select(*cols, func.count()).select_from(sub).group_by(*cols)
-    p = _audit.c.payload
-    cols = [
+        return (
+            select(*cols, func.count())
+            .select_from(_audit.join(fields, true()))
+            .where(where)
+            .group_by(*cols)
+        )
+    both = [
         func.date(_audit.c.ts),
-        func.json_extract(p, "$.purpose"),
-        func.json_extract(p, "$.outcome"),
-        func.json_extract(p, "$.reasons"),
-        func.json_extract(p, "$.categories_used"),
+        func.json_extract(
+            _audit.c.payload, "$.purpose", "$.outcome", "$.reasons", "$.categories_used"
+        ),
     ]
-    return select(*cols, func.count()).where(where).group_by(*cols)
+    return select(*both, func.count()).where(where).group_by(*both)
+
+
+def _decision_rows(
+    conn: Connection, since: datetime | None, until: datetime | None
+) -> Iterator[tuple[Any, Any, Any, list[Any], list[Any], int]]:
+    """(day, purpose, outcome, reasons, categories used, count) per group."""
+    rows = conn.execute(_decision_groups(conn, since, until))
+    if conn.dialect.name == "postgresql":
+        for day, pid, out, rules, used, count in rows:
+            yield day, pid, out, json.loads(rules or "[]"), json.loads(used or "[]"), int(count)
+        return
+    for day, packed, count in rows:
+        pid, out, rules, used = json.loads(packed)
+        yield day, pid, out, rules or [], used or [], int(count)
 
 
 def decisions(
@@ -135,15 +159,14 @@ def decisions(
     reasons: dict[str, Counter[str]] = {"non_personalized": Counter(), "denied": Counter()}
     cats: Counter[str] = Counter()
     per: dict[str, Counter[str]] = {}
-    for day, pid, out, rules, used, count in conn.execute(_decision_groups(conn, since, until)):
-        n = int(count)
+    for day, pid, out, rules, used, n in _decision_rows(conn, since, until):
         by_purpose.setdefault(str(pid), Counter())[str(out)] += n
         per.setdefault(bucket_of(date.fromisoformat(str(day)), width), Counter())[str(out)] += n
         if out != "personalized":
-            for rule in json.loads(rules or "[]"):
+            for rule in rules:
                 reasons.setdefault(str(out), Counter())[str(rule)] += n
         if out != "denied":
-            for cat in json.loads(used or "[]"):
+            for cat in used:
                 cats[str(cat)] += n
     total = sum(sum(v.values()) for v in by_purpose.values())
     recommendations = total - sum(v["denied"] for v in by_purpose.values())

@@ -424,17 +424,28 @@ def _integrity(r: Report) -> Section:
         s.blocks.append(f"Audit chain: intact, {n(i.entries)} entries verified, head {i.head}.")
     else:
         s.blocks.append(
-            f"Audit chain: BROKEN at entry {i.first_bad_seq}: {i.problem}. "
+            f"Audit chain: BROKEN ({i.damage}) at entry {i.first_bad_seq}: {i.problem}. "
             f"{n(i.entries)} entries verified before it."
         )
     cp = i.checkpoint
     if isinstance(cp, Checkpoint):
+        after = (
+            f" The {n(cp.entries_after)} entries after it are covered by the hash chain only."
+            if cp.entries_after
+            else ""
+        )
         s.blocks.append(
-            f"Verified to signed checkpoint {cp.seq} ({cp.hash}, signed {when(cp.signed_at)}; "
-            f"signature {'valid' if cp.signature_ok else 'INVALID'})."
+            f"{'Verified to' if i.audit_chain_ok else 'Last good'} signed checkpoint at entry "
+            f"{cp.seq} ({n(cp.checkpoints)} signed checkpoints verified; head {cp.hash}, signed "
+            f"{when(cp.signed_at)}; signature {'valid' if cp.signature_ok else 'INVALID'})." + after
         )
     elif isinstance(cp, Unavailable):
         s.blocks.append(f"Checkpoint: {unavailable(cp)}")
+    else:
+        s.blocks.append(
+            "Signed checkpoint: none verified (one is signed every 100 entries and by "
+            "`tactful audit checkpoint`); the chain rests on its hashes alone."
+        )
     if isinstance(i.keys, KeyFacts):
         s.blocks.append(
             Table(

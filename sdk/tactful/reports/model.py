@@ -239,10 +239,17 @@ class BudgetSection(_Frozen):
 class Checkpoint(_Frozen):
     """The latest signed audit checkpoint the chain verified to."""
 
-    seq: int
-    hash: str
+    seq: int = Field(description="The entry the checkpoint covers (the chain's length then).")
+    hash: str = Field(description="The chain's head hash at that entry, as signed.")
     signed_at: datetime
     signature_ok: bool
+    checkpoints: int = Field(
+        description="Signed checkpoints verified (signature and head) up to this one."
+    )
+    entries_after: int = Field(
+        description="Entries verified after this checkpoint: covered by the hash chain only, "
+        "so a cut tail past it would not show."
+    )
 
 
 class KeyVersion(_Frozen):
@@ -279,8 +286,14 @@ class Integrity(_Frozen):
     entries: int
     head: str
     first_bad_seq: int | None
+    damage: Literal["modified", "deleted", "reordered", "truncated", "forged"] | None = Field(
+        description="The kind of damage found at first_bad_seq (None when intact)."
+    )
     problem: str | None
-    checkpoint: Checkpoint | Unavailable | None
+    checkpoint: Checkpoint | Unavailable | None = Field(
+        description="The last signed checkpoint the chain verified to; None: no checkpoint "
+        "signed yet (or none before the damage), the chain rests on its hashes alone."
+    )
     keys: KeyFacts | Unavailable
     retention: RetentionRun | Unavailable
 
