@@ -21,8 +21,9 @@ from tactful.settings import Settings
 from tactful.store import category_allowed
 
 DEFAULT_DENY = "default-deny"
-# Narrowing depends only on the purpose, the winning rules' read, the withholdings, three
-# switches and Art. 9, so its result is cached per compiled policy (a reload starts anew).
+# Precedence depends only on which rules matched, and narrowing only on the purpose, the
+# winning rules' read, the withholdings, three switches and Art. 9, so both results are cached
+# per compiled policy (a reload starts anew), at most this many entries each.
 READABLE_CACHE = 4096
 DEFAULT_DENY_TEXT = "no rule allows this processing"
 
@@ -151,6 +152,79 @@ def _compile(rule: Rule) -> _Compiled:
     )
 
 
+_EMPTY: frozenset[str] = frozenset()
+# What a set of matching rules decides, whatever the state that matched them: outcome,
+# reasons, descriptions, read (winners), withhold, exclude, diversity floor, DP aggregate.
+Combined = tuple[
+    Outcome,
+    tuple[str, ...],
+    tuple[str, ...],
+    frozenset[str],
+    frozenset[str],
+    frozenset[str],
+    float,
+    bool,
+]
+
+
+def _combine(matched: list[_Compiled]) -> Combined:
+    """Apply precedence to the matching rules (sorted by priority, highest first)."""
+    top: int | None = None
+    effects: dict[Effect, list[_Compiled]] = {}
+    for c in matched:
+        if c.effect is None:
+            continue
+        if top is None:
+            top = c.priority
+        elif c.priority != top:
+            break  # sorted by priority: the rest are lower
+        effects.setdefault(c.effect, []).append(c)
+    winners: list[_Compiled] = []
+    effect: Effect | None = None
+    for e in PRECEDENCE:
+        if e in effects:
+            effect, winners = e, effects[e]
+            break
+    read: set[str] = set()
+    if effect == "personalized":
+        for c in winners:
+            read.update(c.read)
+    withheld: set[str] = set()
+    exclude: set[str] = set()
+    floor = 0.0
+    dp = False
+    extra: list[_Compiled] = []
+    for c in matched:
+        withheld.update(c.withhold)
+        exclude.update(c.exclude)
+        if c.floor is not None and c.floor > floor:
+            floor = c.floor
+        dp = dp or c.dp
+        if c.effect is None:
+            extra.append(c)
+    if effect is None:
+        reasons: tuple[str, ...] = (DEFAULT_DENY,)
+        descriptions: tuple[str, ...] = (DEFAULT_DENY_TEXT,)
+        outcome: Outcome = "denied"
+    else:
+        reasons = tuple(c.rule.id for c in winners)
+        descriptions = tuple(c.rule.description for c in winners if c.rule.description)
+        outcome = OUTCOME_OF[effect]
+    if extra:
+        reasons += tuple(c.rule.id for c in extra)
+        descriptions += tuple(c.rule.description for c in extra if c.rule.description)
+    return (
+        outcome,
+        reasons,
+        descriptions,
+        frozenset(read),
+        frozenset(withheld),
+        frozenset(exclude),
+        floor,
+        dp,
+    )
+
+
 class CompiledPolicy:
     """A policy pack compiled to a decision function."""
 
@@ -165,6 +239,8 @@ class CompiledPolicy:
         self.version = pack.meta.version
         self.hash = pack.content_hash
         self._declared = {pid: pack.purposes.get(pid) for pid in pack.purposes.ids()}
+        # (purpose, indices of the matching rules) -> what they decide together.
+        self._combined: dict[tuple[str, tuple[int, ...]], Combined] = {}
         self._context_fields = {k: f.category for k, f in pack.context.fields.items()}
         compiled = [_compile(r) for r in pack.rules.rules]
         # Highest priority first; the sort is stable, so file order holds within a priority.
@@ -185,62 +261,25 @@ class CompiledPolicy:
         matching rule apply; `read` comes from the winning personalized rules only. No
         matching rule with an effect means deny (default deny).
         """
-        matched: list[_Compiled] = []
-        for c in self._by_purpose[purpose]:
+        rules = self._by_purpose[purpose]
+        hits: list[int] = []
+        for i, c in enumerate(rules):
             for check in c.checks:
                 if not check(purpose, state, context):
                     break
             else:
-                matched.append(c)
-        top: int | None = None
-        effects: dict[Effect, list[_Compiled]] = {}
-        for c in matched:
-            if c.effect is None:
-                continue
-            if top is None:
-                top = c.priority
-            elif c.priority != top:
-                break  # sorted by priority: the rest are lower
-            effects.setdefault(c.effect, []).append(c)
-        winners: list[_Compiled] = []
-        effect: Effect | None = None
-        for e in PRECEDENCE:
-            if e in effects:
-                effect, winners = e, effects[e]
-                break
-        read: set[str] = set()
-        if effect == "personalized":
-            for c in winners:
-                read.update(c.read)
-        withheld: set[str] = set()
-        exclude: set[str] = set()
-        floor = 0.0
-        dp = False
-        extra: list[_Compiled] = []
-        for c in matched:
-            withheld.update(c.withhold)
-            exclude.update(c.exclude)
-            if c.floor is not None and c.floor > floor:
-                floor = c.floor
-            dp = dp or c.dp
-            if c.effect is None:
-                extra.append(c)
-        if effect is None:
-            reasons: tuple[str, ...] = (DEFAULT_DENY,)
-            descriptions: tuple[str, ...] = (DEFAULT_DENY_TEXT,)
-            outcome: Outcome = "denied"
-        else:
-            reasons = tuple(c.rule.id for c in winners)
-            descriptions = tuple(c.rule.description for c in winners if c.rule.description)
-            outcome = OUTCOME_OF[effect]
-        if extra:
-            reasons += tuple(c.rule.id for c in extra)
-            descriptions += tuple(c.rule.description for c in extra if c.rule.description)
-        final: frozenset[str] = frozenset()
-        names: frozenset[str] = frozenset()
-        withhold_set = frozenset(withheld)
+                hits.append(i)
+        key = (purpose, tuple(hits))
+        combined = self._combined.get(key)
+        if combined is None:
+            if len(self._combined) >= READABLE_CACHE:
+                self._combined.clear()
+            combined = self._combined[key] = _combine([rules[i] for i in hits])
+        outcome, reasons, descriptions, read, withheld, exclude, floor, dp = combined
+        final: frozenset[str] = _EMPTY
+        names: frozenset[str] = _EMPTY
         if read:
-            final, fields = self.readable_of(purpose, frozenset(read), withhold_set, state)
+            final, fields = self.readable_of(purpose, read, withheld, state)
             names = fields.intersection(context)
         return Decision(
             id=uuid.uuid4().hex,
@@ -248,11 +287,11 @@ class CompiledPolicy:
             outcome=outcome,
             reasons=reasons,
             read=final,
-            exclude_item_categories=frozenset(exclude),
+            exclude_item_categories=exclude,
             policy_version=self.version,
             policy_hash=self.hash,
             descriptions=descriptions,
-            withhold=withhold_set,
+            withhold=withheld,
             diversity_floor=floor,
             dp_aggregate=dp,
             context=names,
