@@ -193,11 +193,13 @@ class Gate:
         recommender: str,
         items: int,
         segments: Evaluation | None = None,
+        experiment: Mapping[str, object] | None = None,
     ) -> int:
         """Append the decision record (no personal data: alias, rule ids, categories, counts).
 
         With `segments`, the record names the segments matched and those skipped, each with
-        the data categories the decision withheld from it.
+        the data categories the decision withheld from it. `experiment` ({experiment,
+        variant, enrolled}) traces the decision to the experiment variant that shaped it.
         """
         extra: dict[str, object] = {}
         if segments is not None:
@@ -205,6 +207,8 @@ class Gate:
             extra["segments_skipped"] = [
                 {"segment": s.segment, "withheld": list(s.withheld)} for s in segments.skipped
             ]
+        if experiment is not None:
+            extra["experiment"] = dict(experiment)
         return self._audit.append(
             conn,
             "decision",
