@@ -13,6 +13,7 @@ from rich.console import Console
 
 from tactful import Tactful, TactfulError
 from tactful_cli.budget import budget_app
+from tactful_cli.experiments import experiments_app
 from tactful_cli.keys import keys_app
 from tactful_cli.requests import requests_app
 from tactful_cli.retention import retention_app
@@ -34,6 +35,7 @@ app.add_typer(requests_app, name="requests")
 register_rights(app)
 app.add_typer(retention_app, name="retention")
 app.add_typer(budget_app, name="budget")
+app.add_typer(experiments_app, name="experiments")
 
 out = Console()
 err = Console(stderr=True)

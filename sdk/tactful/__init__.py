@@ -21,6 +21,14 @@ from tactful.errors import (
     TactfulError,
     ValidationError,
 )
+from tactful.experiments import (
+    Assignment,
+    Difference,
+    Experiment,
+    ExperimentResults,
+    Variant,
+    VariantResult,
+)
 from tactful.models import Recommendations, RecommendedItem
 from tactful.reports import AuditReport
 from tactful.rights import (
@@ -35,6 +43,7 @@ from tactful.settings import Settings
 from tactful.store import KeyStatus, RetentionReport, RotationReport
 
 __all__ = [
+    "Assignment",
     "AuditReport",
     "AuditVerdict",
     "BudgetExhausted",
@@ -43,10 +52,13 @@ __all__ = [
     "ConfigurationError",
     "ConsentReceipt",
     "ConsentRequired",
+    "Difference",
     "EnvKeyProvider",
     "ErasureNotice",
     "ErasureReceipt",
     "Estimate",
+    "Experiment",
+    "ExperimentResults",
     "ExportResult",
     "FileKeyProvider",
     "IntegrityError",
@@ -71,6 +83,8 @@ __all__ = [
     "Tactful",
     "TactfulError",
     "ValidationError",
+    "Variant",
+    "VariantResult",
 ]
 
 for _name in __all__:

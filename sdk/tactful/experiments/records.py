@@ -6,12 +6,12 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from tactful.errors import ValidationError
 from tactful.experiments.model import Experiment
 from tactful.store import SubjectRef, Subjects, now, utc
-from tactful.store.engine import insert_ignore
 from tactful.store.tables import ExperimentDef, ExperimentExposure, table_of
 
 _def = table_of(ExperimentDef)
@@ -19,6 +19,21 @@ _exp = table_of(ExperimentExposure)
 TABLE = "experiment_exposure"
 CHUNK = 1000
 _DEFINITION_FIELDS = {"variants", "metrics", "control", "description"}
+
+
+def _insert_new(conn: Connection, table: Table, row: dict[str, object], keys: list[str]) -> bool:
+    """Insert one row unless its key exists (a concurrent writer wins quietly); True if added.
+
+    Told by RETURNING, not the row count (psycopg reports -1 for these inserts).
+    """
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(table)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=keys)
+        .returning(table.c[keys[0]])
+    )
+    return conn.execute(stmt).first() is not None
 
 
 def _load(row: Any) -> Experiment:
@@ -41,19 +56,17 @@ class Definitions:
         """Store a new declaration; ValidationError if the id is taken (they never change)."""
         body = experiment.model_dump(mode="json", include=_DEFINITION_FIELDS)
         stamp = now()
-        added = insert_ignore(
+        added = _insert_new(
             conn,
             _def,
-            [
-                {
-                    "id": experiment.id,
-                    "purpose": experiment.purpose,
-                    "definition": json.dumps(body, sort_keys=True),
-                    "status": "running",
-                    "created_at": stamp,
-                    "stopped_at": None,
-                }
-            ],
+            {
+                "id": experiment.id,
+                "purpose": experiment.purpose,
+                "definition": json.dumps(body, sort_keys=True),
+                "status": "running",
+                "created_at": stamp,
+                "stopped_at": None,
+            },
             ["id"],
         )
         if not added:
@@ -112,20 +125,16 @@ class Exposures:
         if exists is not None:
             return False
         blob = self._seal(conn, subject, exp, {"variant": variant, "metrics": {}})
-        return bool(
-            insert_ignore(
-                conn,
-                _exp,
-                [
-                    {
-                        "experiment_id": exp,
-                        "subject_id": subject.id,
-                        "exposed_at": now(),
-                        "ciphertext": blob,
-                    }
-                ],
-                ["experiment_id", "subject_id"],
-            )
+        return _insert_new(
+            conn,
+            _exp,
+            {
+                "experiment_id": exp,
+                "subject_id": subject.id,
+                "exposed_at": now(),
+                "ciphertext": blob,
+            },
+            ["experiment_id", "subject_id"],
         )
 
     def convert(self, conn: Connection, subject: SubjectRef, exp: str, kind: str) -> bool:
