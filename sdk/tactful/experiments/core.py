@@ -45,6 +45,8 @@ _objection = table_of(Objection)
 class Experiments:
     """The experiments of one store, inside the caller's transactions."""
 
+    RELEASE_KIND = RELEASE_KIND
+
     def __init__(
         self, store: Store, ledger: ConsentLedger, audit: AuditLog, max_epsilon: float
     ) -> None:
@@ -125,8 +127,8 @@ class Experiments:
     def enrolled(
         self, conn: Connection, subject: SubjectRef | None, experiment: Experiment
     ) -> bool:
-        """True if the subject may be in the experiment now (consent, status, no objection)."""
-        if subject is None or subject.status != "active" or experiment.status != "running":
+        """True if the subject may be counted in the experiment (consent, status, no objection)."""
+        if subject is None or subject.status != "active":
             return False
         purpose = self._ledger.purposes.get(experiment.purpose)
         if purpose.needs_consent:
@@ -151,8 +153,11 @@ class Experiments:
     ) -> Assignment:
         """The subject's variant (recording the exposure if `expose`), or the control.
 
-        A subject no longer covered loses their stored exposure to this experiment.
+        A subject no longer covered loses their stored exposure to this experiment. A stopped
+        experiment enrols nobody (and keeps what it recorded, for its results).
         """
+        if experiment.status != "running":
+            return Assignment(experiment=experiment.id, variant=experiment.control, enrolled=False)
         if not self.enrolled(conn, subject, experiment):
             if subject is not None:
                 self.exposures.forget(conn, subject, experiment.id)
@@ -172,6 +177,8 @@ class Experiments:
                 f"event kind {str(kind)[:32]!r} is not a metric of experiment "
                 f"{experiment.id!r} (metrics: {', '.join(experiment.metrics)})"
             )
+        if experiment.status != "running":
+            return False
         if not self.enrolled(conn, subject, experiment):
             if subject is not None:
                 self.exposures.forget(conn, subject, experiment.id)
@@ -212,11 +219,15 @@ class Experiments:
         store = self._store
         with store.begin() as conn:
             exp = self.get(conn, experiment_id)
-            codes = self._codes(exp, self.exposures.outcomes(conn, exp.id, self.covered(conn, exp)))
+            covered = self.covered(conn, exp)
+            codes = self._codes(exp, self.exposures.outcomes(conn, exp.id, covered))
         n = len(exp.variants)
         release_id, stamp = uuid.uuid4().hex, now()
         with store.begin() as conn:
             self._budget.reserve(conn, exp.dataset, float(epsilon))
+            # Rows of users who withdrew (or were restricted, or objected) since they were
+            # exposed serve no purpose any more: they go with this release.
+            self.exposures.prune(conn, exp.id, (s.id for s in covered))
             noisy = engine.dp_histogram(codes, 2 * n, 2, float(epsilon))
             variants: list[VariantResult] = []
             rates = []

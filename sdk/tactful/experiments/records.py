@@ -36,6 +36,12 @@ def _insert_new(conn: Connection, table: Table, row: dict[str, object], keys: li
     return conn.execute(stmt).first() is not None
 
 
+def exposed_counts(conn: Connection) -> dict[str, int]:
+    """Stored exposure rows per experiment id (for the compliance report)."""
+    rows = conn.execute(select(_exp.c.experiment_id, func.count()).group_by(_exp.c.experiment_id))
+    return {str(e): int(n) for e, n in rows}
+
+
 def _load(row: Any) -> Experiment:
     body = json.loads(row.definition)
     return Experiment.model_validate(
@@ -179,12 +185,21 @@ class Exposures:
                 body = self._unseal(conn, by_id[r.subject_id], exp, r.ciphertext)
                 yield str(body["variant"]), {str(k): int(v) for k, v in body["metrics"].items()}
 
-    def exposed_counts(self, conn: Connection) -> dict[str, int]:
-        """Exposure rows per experiment (all stored rows, for the operator's compliance report)."""
-        rows = conn.execute(
-            select(_exp.c.experiment_id, func.count()).group_by(_exp.c.experiment_id)
-        )
-        return {str(e): int(n) for e, n in rows}
+    def prune(self, conn: Connection, exp: str, keep: Iterable[int]) -> int:
+        """Delete the experiment's rows of subjects not in `keep` (no longer covered)."""
+        kept = set(keep)
+        stored = conn.execute(
+            select(_exp.c.subject_id).where(_exp.c.experiment_id == exp)
+        ).scalars()
+        gone = sorted(set(stored) - kept)
+        for start in range(0, len(gone), CHUNK):
+            conn.execute(
+                delete(_exp).where(
+                    (_exp.c.experiment_id == exp)
+                    & _exp.c.subject_id.in_(gone[start : start + CHUNK])
+                )
+            )
+        return len(gone)
 
     def of_subject(self, conn: Connection, subject: SubjectRef) -> list[dict[str, Any]]:
         """The subject's exposures, decrypted (their export: inferred data)."""

@@ -298,6 +298,32 @@ class Integrity(_Frozen):
     retention: RetentionRun | Unavailable
 
 
+class ExperimentFacts(_Frozen):
+    """One declared experiment: what it tests under which purpose, and what it released."""
+
+    experiment: str
+    purpose: str = Field(description="The purpose whose consent enrols a user in it.")
+    status: Literal["running", "stopped"]
+    declared_at: datetime
+    variants: dict[str, float] = Field(description="Variant name -> assignment weight.")
+    control: str
+    metrics: list[str] = Field(description="Event kinds counted as conversions.")
+    exposed: int | None = Field(
+        description="Stored exposures: enrolled users shown a variant (a user who withdrew is "
+        "dropped when next seen and at the next release); None in a public report."
+    )
+    dataset: str = Field(description="The privacy-budget dataset its results are charged to.")
+    epsilon_granted: float
+    epsilon_spent: float
+    releases: int = Field(description="Differentially private releases of its results.")
+
+
+class ExperimentsSection(_Frozen):
+    """The experiments run on users' data: consent-gated, results released with DP only."""
+
+    experiments: list[ExperimentFacts]
+
+
 class Report(_Frozen):
     """A tactful compliance audit report."""
 
@@ -312,4 +338,7 @@ class Report(_Frozen):
     requests: RequestsSection
     decisions: DecisionsSection
     privacy_budget: BudgetSection | Unavailable
+    experiments: ExperimentsSection | None = Field(
+        default=None, description="Declared experiments (None: a report from before issue 10)."
+    )
     integrity: Integrity
