@@ -158,4 +158,3 @@ def experiment_facts(conn: Connection, *, public: bool) -> ExperimentsSection:
             )
         )
     return ExperimentsSection(experiments=out)
-
