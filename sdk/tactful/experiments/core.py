@@ -28,8 +28,10 @@ from tactful.experiments import stats
 from tactful.experiments.assign import Assigner
 from tactful.experiments.model import (
     Assignment,
+    Difference,
     Experiment,
     ExperimentResults,
+    RateEstimate,
     VariantResult,
 )
 from tactful.experiments.records import Definitions, Exposures
@@ -202,9 +204,7 @@ class Experiments:
     def results(self, experiment_id: str, epsilon: float) -> ExperimentResults:
         """Release per-variant counts and rates with DP, charging `experiment.<id>`'s budget.
 
-        Each user adds at most 2 to the released vector (one exposure and at most one
-        conversion, in their single variant): the L1 sensitivity handed to OpenDP's discrete
-        Laplace. Nothing is spent if anything fails (BudgetExhausted says what is left).
+        Nothing is spent if anything fails (BudgetExhausted says what is left).
         """
         if not (
             isinstance(epsilon, int | float)
@@ -220,41 +220,21 @@ class Experiments:
         with store.begin() as conn:
             exp = self.get(conn, experiment_id)
             covered = self.covered(conn, exp)
-            codes = self._codes(exp, self.exposures.outcomes(conn, exp.id, covered))
-        n = len(exp.variants)
+            codes = codes_of(exp, self.exposures.outcomes(conn, exp.id, covered))
         release_id, stamp = uuid.uuid4().hex, now()
         with store.begin() as conn:
             self._budget.reserve(conn, exp.dataset, float(epsilon))
             # Rows of users who withdrew (or were restricted, or objected) since they were
             # exposed serve no purpose any more: they go with this release.
             self.exposures.prune(conn, exp.id, (s.id for s in covered))
-            noisy = engine.dp_histogram(codes, 2 * n, 2, float(epsilon))
-            variants: list[VariantResult] = []
-            rates = []
-            for i, v in enumerate(exp.variants):
-                r, var = stats.rate(noisy[n + i], noisy[i])
-                rates.append((r, var))
-                variants.append(
-                    VariantResult(
-                        variant=v.name,
-                        exposed=stats.count(noisy[i]),
-                        converted=stats.count(noisy[n + i]),
-                        rate=r,
-                    )
-                )
-            c = [v.name for v in exp.variants].index(exp.control)
-            diffs = tuple(
-                stats.difference(v.name, exp.control, *rates[i], *rates[c])
-                for i, v in enumerate(exp.variants)
-                if i != c
-            )
+            variants, diffs = estimate(exp, codes, float(epsilon))
             out = ExperimentResults(
                 experiment=exp.id,
                 release_id=release_id,
                 released_at=stamp,
                 epsilon=float(epsilon),
                 dataset=exp.dataset,
-                variants=tuple(variants),
+                variants=variants,
                 differences=diffs,
             )
             conn.execute(
@@ -304,19 +284,52 @@ class Experiments:
             ).all()
         )
 
-    @staticmethod
-    def _codes(
-        experiment: Experiment, outcomes: Iterable[tuple[str, dict[str, int]]]
-    ) -> engine.CodeArray:
-        """Histogram codes: variant i exposed -> i, converted -> n + i (unknown ones dropped)."""
-        index = {v.name: i for i, v in enumerate(experiment.variants)}
-        n = len(index)
-        out: list[int] = []
-        for variant, metrics in outcomes:
-            i = index.get(variant)
-            if i is None:
-                continue
-            out.append(i)
-            if any(metrics.get(k, 0) > 0 for k in experiment.metrics):
-                out.append(n + i)
-        return np.asarray(out, dtype=np.int32)
+
+def codes_of(
+    experiment: Experiment, outcomes: Iterable[tuple[str, dict[str, int]]]
+) -> engine.CodeArray:
+    """Histogram codes: variant i exposed -> i, converted -> n + i (unknown ones dropped)."""
+    index = {v.name: i for i, v in enumerate(experiment.variants)}
+    n = len(index)
+    out: list[int] = []
+    for variant, metrics in outcomes:
+        i = index.get(variant)
+        if i is None:
+            continue
+        out.append(i)
+        if any(metrics.get(k, 0) > 0 for k in experiment.metrics):
+            out.append(n + i)
+    return np.asarray(out, dtype=np.int32)
+
+
+def estimate(
+    experiment: Experiment, codes: engine.CodeArray, epsilon: float
+) -> tuple[tuple[VariantResult, ...], tuple[Difference, ...]]:
+    """The DP release of histogram codes (see `codes_of`): per-variant counts and rates, and
+    each variant's difference to the control. Spends nothing itself: the caller reserves.
+
+    Each user adds at most 2 to the vector (one exposure and at most one conversion, in
+    their single variant): the L1 sensitivity handed to OpenDP's discrete Laplace.
+    """
+    n = len(experiment.variants)
+    noisy = engine.dp_histogram(codes, 2 * n, 2, epsilon)
+    variants: list[VariantResult] = []
+    rates: list[tuple[RateEstimate, float]] = []
+    for i, v in enumerate(experiment.variants):
+        r, var = stats.rate(noisy[n + i], noisy[i])
+        rates.append((r, var))
+        variants.append(
+            VariantResult(
+                variant=v.name,
+                exposed=stats.count(noisy[i]),
+                converted=stats.count(noisy[n + i]),
+                rate=r,
+            )
+        )
+    c = [v.name for v in experiment.variants].index(experiment.control)
+    diffs = tuple(
+        stats.difference(v.name, experiment.control, *rates[i], *rates[c])
+        for i, v in enumerate(experiment.variants)
+        if i != c
+    )
+    return tuple(variants), diffs
