@@ -103,16 +103,22 @@ def bench_assignment() -> None:
             d = hmac.new(xkey, prefix + r.encode(), hashlib.sha256).digest()
             bisect_right(bounds, int.from_bytes(d[:8], "big"))
 
-    t_ours, t_plain, t_naive = per_call_us(ours, refs), per_call_us(plain, refs), per_call_us(
-        naive, refs
+    t_ours, t_plain, t_naive = (
+        per_call_us(ours, refs),
+        per_call_us(plain, refs),
+        per_call_us(naive, refs),
     )
     print("| assignment of one pseudonym | µs per call | vs plain hashlib |")
     print("|---|---|---|")
-    print(f"| tactful Assigner.index (keyed BLAKE2b, prepared) | {t_ours:.3f} | "
-          f"{t_ours / t_plain:.2f}x |")
+    print(
+        f"| tactful Assigner.index (keyed BLAKE2b, prepared) | {t_ours:.3f} | "
+        f"{t_ours / t_plain:.2f}x |"
+    )
     print(f"| plain hashlib.blake2b(pseudonym) per call, unkeyed | {t_plain:.3f} | 1.00x |")
-    print(f"| naive hmac.new(key, exp+pseudonym, sha256) per call | {t_naive:.3f} | "
-          f"{t_naive / t_plain:.2f}x |")
+    print(
+        f"| naive hmac.new(key, exp+pseudonym, sha256) per call | {t_naive:.3f} | "
+        f"{t_naive / t_plain:.2f}x |"
+    )
     print(f"goal < 5 µs per call: {'met' if t_ours < 5 else 'NOT met'} ({t_ours:.3f} µs)")
 
     n = 1_000_000
@@ -123,15 +129,18 @@ def bench_assignment() -> None:
         expected = n * np.asarray(weights) / sum(weights)
         p = sps.chisquare(counts, expected).pvalue
         shares = ", ".join(f"{c / n:.4f}" for c in counts)
-        print(f"chi-square, {n:,} assignments, weights {weights}: shares {shares}; "
-              f"p = {p:.3f} ({'no skew' if p > 1e-4 else 'SKEW'} at the 1e-4 threshold)")
+        print(
+            f"chi-square, {n:,} assignments, weights {weights}: shares {shares}; "
+            f"p = {p:.3f} ({'no skew' if p > 1e-4 else 'SKEW'} at the 1e-4 threshold)"
+        )
 
 
 # -- (b) simulated experiments on MovieLens 100K --------------------------------------------
 
 
-def gains(model: object, train: dict[str, list[Interaction]], test: dict[str, str],
-          users: Sequence[str]) -> np.ndarray:
+def gains(
+    model: object, train: dict[str, list[Interaction]], test: dict[str, str], users: Sequence[str]
+) -> np.ndarray:
     """Per user: 1/log2(rank+1) of the held-out item in the model's top 10, else 0."""
     out = np.zeros(len(users))
     for n, u in enumerate(users):
@@ -156,12 +165,27 @@ def no_dp(exp: Experiment, codes: np.ndarray) -> tuple[float, float, float]:
     return d.value, d.low, d.high
 
 
-def simulate(name: str, exp: Experiment, arm_gains: list[np.ndarray], refs: list[str],
-             reps: int, predicted: float, seed: int) -> dict[str, float]:
+def simulate(
+    name: str,
+    exp: Experiment,
+    arm_gains: list[np.ndarray],
+    refs: list[str],
+    reps: int,
+    predicted: float,
+    seed: int,
+) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     names = [v.name for v in exp.variants]
     dp_est, dp_cover, dp_sig, raw_cover, raw_sig, raw_est, widths, raw_widths = (
-        [], 0, 0, 0, 0, [], [], [])
+        [],
+        0,
+        0,
+        0,
+        0,
+        [],
+        [],
+        [],
+    )
     for _ in range(reps):
         assigner = Assigner(rng.bytes(32), exp.id, names, [v.weight for v in exp.variants])
         arm = np.fromiter((assigner.index(r) for r in refs), dtype=np.int64, count=len(refs))
@@ -180,10 +204,15 @@ def simulate(name: str, exp: Experiment, arm_gains: list[np.ndarray], refs: list
         raw_cover += lo <= predicted <= hi
         raw_sig += lo > 0 or hi < 0
     return {
-        "mean": float(np.mean(dp_est)), "sd": float(np.std(dp_est)),
-        "cover": dp_cover / reps, "sig": dp_sig / reps, "width": float(np.mean(widths)),
-        "raw_mean": float(np.mean(raw_est)), "raw_cover": raw_cover / reps,
-        "raw_sig": raw_sig / reps, "raw_width": float(np.mean(raw_widths)),
+        "mean": float(np.mean(dp_est)),
+        "sd": float(np.std(dp_est)),
+        "cover": dp_cover / reps,
+        "sig": dp_sig / reps,
+        "width": float(np.mean(widths)),
+        "raw_mean": float(np.mean(raw_est)),
+        "raw_cover": raw_cover / reps,
+        "raw_sig": raw_sig / reps,
+        "raw_width": float(np.mean(raw_widths)),
     }
 
 
@@ -207,8 +236,10 @@ def bench_movielens(reps: int, store: bool) -> None:
     ii.fit(bundles, catalog)
     g_pop, g_ii = gains(pop, train, test, users), gains(ii, train, test, users)
     predicted = float(g_ii.mean() - g_pop.mean())
-    print(f"{len(users)} users; offline NDCG@10 popularity {g_pop.mean():.4f}, item-item "
-          f"{g_ii.mean():.4f}: predicted difference {predicted:+.4f}")
+    print(
+        f"{len(users)} users; offline NDCG@10 popularity {g_pop.mean():.4f}, item-item "
+        f"{g_ii.mean():.4f}: predicted difference {predicted:+.4f}"
+    )
     pkey = os.urandom(32)
     refs = [pseudonym(pkey, u) for u in users]
     variants = (Variant(name="a"), Variant(name="b"))
@@ -220,23 +251,35 @@ def bench_movielens(reps: int, store: bool) -> None:
     took = time.perf_counter() - t0
     lo, hi = wilson(r_aa["cover"] * reps, reps)
     print(f"{reps} repetitions each ({took:.1f} s)\n")
-    print("| test | release | mean difference (sd) | interval contains truth | significant | "
-          "mean interval width |")
+    print(
+        "| test | release | mean difference (sd) | interval contains truth | significant | "
+        "mean interval width |"
+    )
     print("|---|---|---|---|---|---|")
     for label, r, truth in (("A/A (ii vs ii)", r_aa, 0.0), ("A/B (pop vs ii)", r_ab, predicted)):
-        print(f"| {label}, truth {truth:+.4f} | tactful, DP ε=1 | {r['mean']:+.4f} ({r['sd']:.4f})"
-              f" | {r['cover']:.1%} | {r['sig']:.1%} | {r['width']:.4f} |")
-        print(f"| {label} | exact counts (no DP) | {r['raw_mean']:+.4f} | {r['raw_cover']:.1%} | "
-              f"{r['raw_sig']:.1%} | {r['raw_width']:.4f} |")
-    print(f"\nA/A: no significant difference in {r_aa['cover']:.1%} of repetitions "
-          f"(95% Wilson interval {lo:.1%}..{hi:.1%}); expected about 95%.")
-    print(f"A/B: mean estimate {r_ab['mean']:+.4f} vs predicted {predicted:+.4f} "
-          f"(bias {r_ab['mean'] - predicted:+.4f}); the interval covers the prediction in "
-          f"{r_ab['cover']:.1%}; significant in {r_ab['sig']:.1%} (power at 943 users, ε=1).")
+        print(
+            f"| {label}, truth {truth:+.4f} | tactful, DP ε=1 | {r['mean']:+.4f} ({r['sd']:.4f})"
+            f" | {r['cover']:.1%} | {r['sig']:.1%} | {r['width']:.4f} |"
+        )
+        print(
+            f"| {label} | exact counts (no DP) | {r['raw_mean']:+.4f} | {r['raw_cover']:.1%} | "
+            f"{r['raw_sig']:.1%} | {r['raw_width']:.4f} |"
+        )
+    print(
+        f"\nA/A: no significant difference in {r_aa['cover']:.1%} of repetitions "
+        f"(95% Wilson interval {lo:.1%}..{hi:.1%}); expected about 95%."
+    )
+    print(
+        f"A/B: mean estimate {r_ab['mean']:+.4f} vs predicted {predicted:+.4f} "
+        f"(bias {r_ab['mean'] - predicted:+.4f}); the interval covers the prediction in "
+        f"{r_ab['cover']:.1%}; significant in {r_ab['sig']:.1%} (power at 943 users, ε=1)."
+    )
     se = r_ab["width"] / (2 * 1.959964)
     need = ((1.959964 + 0.841621) * se / predicted) ** 2 * len(users)
-    print(f"A/B users needed for 80% power at this effect and ε=1: about {need:,.0f} "
-          f"({need / len(users):.1f}x ML-100K's {len(users)}).")
+    print(
+        f"A/B users needed for 80% power at this effect and ε=1: about {need:,.0f} "
+        f"({need / len(users):.1f}x ML-100K's {len(users)})."
+    )
     if store:
         bench_store(ratings, catalog, users, test, predicted)
 
@@ -244,8 +287,13 @@ def bench_movielens(reps: int, store: bool) -> None:
 # -- (c) the same A/B through a real store ---------------------------------------------------
 
 
-def bench_store(ratings: Sequence[Rating], catalog: Sequence[CatalogItem], users: Sequence[str],
-                test: dict[str, str], predicted: float) -> None:
+def bench_store(
+    ratings: Sequence[Rating],
+    catalog: Sequence[CatalogItem],
+    users: Sequence[str],
+    test: dict[str, str],
+    predicted: float,
+) -> None:
     from tactful import Tactful
 
     print("\n## (c) the A/B once through a real store (SQLite, tf.recommend(experiment=...))")
@@ -255,14 +303,18 @@ def bench_store(ratings: Sequence[Rating], catalog: Sequence[CatalogItem], users
     for r in ratings:
         if (r.user, r.item) not in held:
             by_user.setdefault(r.user, []).append(
-                (r.item, "view", datetime.fromtimestamp(r.ts, UTC)))
-    with tempfile.TemporaryDirectory() as home, Tactful.open(
-        home=home, policies=REPO / "policies"
-    ) as tf:
-        tf.catalog.upsert([
-            {"item_id": c.item_id, "title": c.title, "categories": list(c.categories)}
-            for c in catalog
-        ])
+                (r.item, "view", datetime.fromtimestamp(r.ts, UTC))
+            )
+    with (
+        tempfile.TemporaryDirectory() as home,
+        Tactful.open(home=home, policies=REPO / "policies") as tf,
+    ):
+        tf.catalog.upsert(
+            [
+                {"item_id": c.item_id, "title": c.title, "categories": list(c.categories)}
+                for c in catalog
+            ]
+        )
         t0 = time.perf_counter()
         for u in users:
             tf.events.record_many(u, by_user.get(u, []))
@@ -272,10 +324,8 @@ def bench_store(ratings: Sequence[Rating], catalog: Sequence[CatalogItem], users
         tf.experiments.declare(
             "pop-vs-ii",
             variants=[
-                {"name": "popularity",
-                 "blend": {"item_item": 0, "content": 0, "popularity": 1}},
-                {"name": "item_item",
-                 "blend": {"item_item": 1, "content": 0, "popularity": 0}},
+                {"name": "popularity", "blend": {"item_item": 0, "content": 0, "popularity": 1}},
+                {"name": "item_item", "blend": {"item_item": 1, "content": 0, "popularity": 0}},
             ],
             purpose="improve.models",
             metrics=["click"],
@@ -288,18 +338,24 @@ def bench_store(ratings: Sequence[Rating], catalog: Sequence[CatalogItem], users
             lat.append(time.perf_counter() - s)
             if test[u] in items and rng.random() < 1.0 / np.log2(items.index(test[u]) + 2):
                 tf.experiments.convert("pop-vs-ii", u, "click")
-        print(f"{len(users)} tf.recommend(experiment=...) calls: median "
-              f"{1000 * statistics.median(lat):.1f} ms ({time.perf_counter() - t0:.1f} s)")
+        print(
+            f"{len(users)} tf.recommend(experiment=...) calls: median "
+            f"{1000 * statistics.median(lat):.1f} ms ({time.perf_counter() - t0:.1f} s)"
+        )
         tf.aggregates.grant("experiment.pop-vs-ii", EPSILON, operator="bench")
         res = tf.experiments.results("pop-vs-ii", epsilon=EPSILON)
         for v in res.variants:
-            print(f"  {v.variant}: exposed {v.exposed.value:.0f}, converted "
-                  f"{v.converted.value:.0f}, rate {v.rate.value:.4f} "
-                  f"[{v.rate.low:.4f}, {v.rate.high:.4f}]")
+            print(
+                f"  {v.variant}: exposed {v.exposed.value:.0f}, converted "
+                f"{v.converted.value:.0f}, rate {v.rate.value:.4f} "
+                f"[{v.rate.low:.4f}, {v.rate.high:.4f}]"
+            )
         (d,) = res.differences
-        print(f"  item_item - popularity: {d.value:+.4f} [{d.low:+.4f}, {d.high:+.4f}] "
-              f"(predicted {predicted:+.4f}; significant: {d.significant}); budget left "
-              f"{tf.aggregates.budget('experiment.pop-vs-ii').remaining:g}")
+        print(
+            f"  item_item - popularity: {d.value:+.4f} [{d.low:+.4f}, {d.high:+.4f}] "
+            f"(predicted {predicted:+.4f}; significant: {d.significant}); budget left "
+            f"{tf.aggregates.budget('experiment.pop-vs-ii').remaining:g}"
+        )
 
 
 def main() -> None:
@@ -309,8 +365,10 @@ def main() -> None:
     parser.add_argument("--only", choices=["assign", "movielens"], default=None)
     args = parser.parse_args()
     load1 = os.getloadavg()[0]
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load average at start {load1:.2f}")
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average at start {load1:.2f}"
+    )
     if args.only in (None, "assign"):
         bench_assignment()
     if args.only in (None, "movielens"):

@@ -175,7 +175,7 @@ class Tactful:
         with store.begin() as conn:
             subject = store.subjects.find(conn, user)
             decision, settings = self._gate.decide(conn, subject, purpose, context)
-            arm = self.experiments._arm(conn, subject, experiment) if experiment else None
+            arm = None if experiment is None else self.experiments._arm(conn, subject, experiment)
             used: frozenset[str] = frozenset()
             scored: list[ScoredItem] = []
             recommender = "none"

@@ -376,3 +376,16 @@ def test_erasure_removes_exposures_and_export_lists_them(tf: Tactful) -> None:
     assert receipt.experiment_exposures == 2
     assert len(exposure_rows(tf)) == 2
     assert sum(n for n, _ in counted(tf, "home").values()) == 1
+
+
+def test_recommend_with_an_undeclared_experiment_is_refused_and_records_nothing(
+    tf: Tactful,
+) -> None:
+    seed_small(tf)
+    with tf._store.begin() as conn:
+        before = len(list(tf._audit.records(conn)))
+    for bad in ("nope", ""):
+        with pytest.raises(ValidationError, match="not declared"):
+            tf.recommend("u1", experiment=bad)
+    with tf._store.begin() as conn:
+        assert len(list(tf._audit.records(conn))) == before
