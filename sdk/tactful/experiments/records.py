@@ -145,10 +145,12 @@ class Exposures:
 
     def convert(self, conn: Connection, subject: SubjectRef, exp: str, kind: str) -> bool:
         """Count one metric event for an exposed subject; False if not exposed."""
+        # FOR UPDATE: two processes counting the same user's events must not both start from
+        # the same ciphertext (SQLite's BEGIN IMMEDIATE already serializes them).
         row = conn.execute(
-            select(_exp.c.ciphertext).where(
-                (_exp.c.experiment_id == exp) & (_exp.c.subject_id == subject.id)
-            )
+            select(_exp.c.ciphertext)
+            .where((_exp.c.experiment_id == exp) & (_exp.c.subject_id == subject.id))
+            .with_for_update()
         ).first()
         if row is None:
             return False
