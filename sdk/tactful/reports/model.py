@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FORMAT: Literal["tactful-audit-report/2"] = "tactful-audit-report/2"
+FORMAT: Literal["tactful-audit-report/3"] = "tactful-audit-report/3"
 
 
 class _Frozen(BaseModel):
@@ -327,7 +327,7 @@ class ExperimentsSection(_Frozen):
 class Report(_Frozen):
     """A tactful compliance audit report."""
 
-    format: Literal["tactful-audit-report/2"] = FORMAT
+    format: Literal["tactful-audit-report/3"] = FORMAT
     generated_at: datetime
     tactful_version: str
     database: str = Field(description="Database dialect of the store (sqlite, postgresql).")
