@@ -113,3 +113,20 @@ def test_segments_build_on_store_and_settings_only() -> None:
         *(_imports(f) for f in (SDK / "segments").rglob("*.py") if f.name != "membership.py")
     )
     assert not {m for m in db if _top(m) in {"sqlalchemy", "sqlmodel"}}
+
+
+def test_experiments_build_on_store_consent_dp_and_audit_only() -> None:
+    # A table-owning area (like consent or dp): it runs its own queries, reads consent and
+    # spends DP budget, but never reaches the policy, the recommenders, rights or raw crypto.
+    allowed = (
+        "tactful.experiments",
+        "tactful.store",
+        "tactful.consent",
+        "tactful.dp",
+        "tactful.audit",
+        "tactful.errors",
+    )
+    imports = _area_imports("experiments")
+    bad = {m for m in imports if m.startswith("tactful") and not m.startswith(allowed)}
+    bad |= {m for m in imports if _top(m) in {"cryptography", "opendp", "scipy"}}
+    assert not bad, sorted(bad)

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from tactful import Tactful, TactfulError
 from tactful_cli.budget import budget_app
+from tactful_cli.experiments import experiments_app
 from tactful_cli.keys import keys_app
 from tactful_cli.policy import policy_app
 from tactful_cli.requests import requests_app
@@ -36,6 +37,7 @@ register_rights(app)
 app.add_typer(retention_app, name="retention")
 app.add_typer(budget_app, name="budget")
 app.add_typer(policy_app, name="policy")
+app.add_typer(experiments_app, name="experiments")
 
 out = Console()
 err = Console(stderr=True)

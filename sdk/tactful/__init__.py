@@ -21,6 +21,14 @@ from tactful.errors import (
     TactfulError,
     ValidationError,
 )
+from tactful.experiments import (
+    Assignment,
+    Difference,
+    Experiment,
+    ExperimentResults,
+    Variant,
+    VariantResult,
+)
 from tactful.models import Recommendations, RecommendedItem
 from tactful.policy import (
     CaseResult,
@@ -44,6 +52,7 @@ from tactful.settings import Settings
 from tactful.store import KeyStatus, RetentionReport, RotationReport
 
 __all__ = [
+    "Assignment",
     "AuditReport",
     "AuditVerdict",
     "BudgetExhausted",
@@ -54,10 +63,13 @@ __all__ = [
     "ConsentReceipt",
     "ConsentRequired",
     "DecisionExplained",
+    "Difference",
     "EnvKeyProvider",
     "ErasureNotice",
     "ErasureReceipt",
     "Estimate",
+    "Experiment",
+    "ExperimentResults",
     "ExportResult",
     "FileKeyProvider",
     "IntegrityError",
@@ -85,6 +97,8 @@ __all__ = [
     "Tactful",
     "TactfulError",
     "ValidationError",
+    "Variant",
+    "VariantResult",
     "check_policies",
     "test_policies",
 ]

@@ -20,9 +20,11 @@ from tactful.consent import (
 from tactful.crypto import FileKeyProvider, KeyProvider
 from tactful.dp import Aggregates
 from tactful.errors import ValidationError
+from tactful.experiments import Experiments
 from tactful.models import Recommendations, RecommendedItem
 from tactful.parts.consent import ConsentAPI, SettingsAPI
 from tactful.parts.data import CatalogAPI, EventsAPI, ProfilesAPI
+from tactful.parts.experiments import ExperimentsAPI, shaped
 from tactful.parts.models import Models, interactions
 from tactful.parts.operations import AuditAPI, KeysAPI, RetentionAPI
 from tactful.parts.policy import PolicyAPI
@@ -94,6 +96,10 @@ class Tactful:
             lambda conn: [i.item_id for i in store.catalog.all(conn)],
             segments=self._gate.segments,
         )
+        self._experiments = Experiments(
+            store, self._ledger, self._audit, pack.meta.max_epsilon_per_release
+        )
+        self.experiments = ExperimentsAPI(self)
 
     @classmethod
     def open(
@@ -154,12 +160,16 @@ class Tactful:
         purpose: str = "personalization",
         k: int = 10,
         context: Mapping[str, str] | None = None,
+        *,
+        experiment: str | None = None,
     ) -> Recommendations:
         """Gated recommendations: the policy decides the mode; the recommender sees only a view.
 
         Returns personalized items when the policy allows it, otherwise the non-personalized
         popularity list, or no items when the policy denies processing. Every call is recorded
-        in the audit log.
+        in the audit log. With `experiment` (a declared experiment id) the user's variant
+        chooses the personalized blend (enrolled users only; others get the control), a
+        personalized answer counts as an exposure, and the decision record names the variant.
         """
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
             raise ValidationError(f"k must be an integer from 1 to {MAX_K}")
@@ -168,6 +178,7 @@ class Tactful:
         with store.begin() as conn:
             subject = store.subjects.find(conn, user)
             decision, settings = self._gate.decide(conn, subject, purpose, context)
+            arm = None if experiment is None else self.experiments._arm(conn, subject, experiment)
             used: frozenset[str] = frozenset()
             scored: list[ScoredItem] = []
             recommender = "none"
@@ -191,7 +202,7 @@ class Tactful:
                 # and falls back for cold-start users; the user's discovery level (at least
                 # the policy's diversity floor) widens the pool and drives the MMR re-ranking.
                 level = max(settings.discovery, decision.diversity_floor)
-                hybrid = self._models.hybrid
+                hybrid = self._models.hybrid if arm is None else shaped(self._models.hybrid, arm[1])
                 pool = hybrid.recommend(view, pool_size(k, level), exclude)
                 explore = (
                     self._models.popularity.recommend(MinimizedView(), 50, exclude)
@@ -200,6 +211,8 @@ class Tactful:
                 )
                 scored = rerank(pool, k, level, hybrid.catalog, view.history, explore)
                 recommender = hybrid.name
+                if arm is not None:
+                    self.experiments._expose(conn, subject, arm[0])
             elif decision.outcome == "non_personalized":
                 exclude = self._models.excluded(
                     decision.exclude_item_categories | frozenset(settings.excluded_topics)
@@ -222,6 +235,7 @@ class Tactful:
                 items=len(scored),
                 signals=[s.signal for s in scored],
                 segments=segments,
+                experiment=None if arm is None else arm[0].model_dump(),
             )
         return Recommendations(
             items=tuple(

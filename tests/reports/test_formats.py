@@ -58,7 +58,7 @@ def test_json_report_validates_against_the_schema(seeded: tuple[Tactful, Truth])
     for report in (tf.report(since=truth.since, until=truth.until), tf.report(public=True)):
         document = json.loads(report.to_json())
         jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text())).validate(document)
-        assert document["format"] == "tactful-audit-report/2"
+        assert document["format"] == "tactful-audit-report/3"
 
 
 def test_schema_rejects_a_report_missing_a_section(seeded: tuple[Tactful, Truth]) -> None:

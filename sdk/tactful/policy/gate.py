@@ -195,6 +195,7 @@ class Gate:
         items: int,
         signals: Sequence[str] = (),
         segments: Evaluation | None = None,
+        experiment: Mapping[str, object] | None = None,
     ) -> int:
         """Append the decision record (no personal data: alias, rule ids, categories, counts).
 
@@ -203,7 +204,9 @@ class Gate:
         content, popularity, ...). The per-item texts name items the user viewed, so they are
         not recorded; neither are context values, only the names of the context fields a
         recommender saw. With `segments`, the record names the segments matched and those
-        skipped, each with the data categories the decision withheld from it.
+        skipped, each with the data categories the decision withheld from it. `experiment`
+        ({experiment, variant, enrolled}) traces the decision to the experiment variant that
+        shaped it.
         """
         extra: dict[str, object] = {}
         if segments is not None:
@@ -211,6 +214,8 @@ class Gate:
             extra["segments_skipped"] = [
                 {"segment": s.segment, "withheld": list(s.withheld)} for s in segments.skipped
             ]
+        if experiment is not None:
+            extra["experiment"] = dict(experiment)
         return self._audit.append(
             conn,
             "decision",

@@ -23,7 +23,13 @@ from tactful.reports.model import (
 )
 from tactful.reports.public import release_consent
 from tactful.reports.records import records
-from tactful.reports.sources import budget_facts, key_facts, retention_facts, store_started
+from tactful.reports.sources import (
+    budget_facts,
+    experiment_facts,
+    key_facts,
+    retention_facts,
+    store_started,
+)
 from tactful.store import Store, now
 
 MAX_EPSILON = 10.0
@@ -98,6 +104,7 @@ def collect(
         requests=facts.requests(conn, since, until, moment),
         decisions=facts.decisions(conn, since, until, width),
         privacy_budget=budget_facts(conn, since, until),
+        experiments=experiment_facts(conn, public=public),
         integrity=Integrity(
             audit_chain_ok=verdict.ok,
             entries=verdict.entries,

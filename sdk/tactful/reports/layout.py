@@ -75,6 +75,7 @@ def sections(r: Report) -> list[Section]:
         _requests(r),
         _decisions(r),
         _budget(r),
+        _experiments(r),
         _integrity(r),
     ]
 
@@ -480,4 +481,51 @@ def _integrity(r: Report) -> Section:
             )
     else:
         s.blocks.append(f"Retention: {unavailable(ret)}")
+    return s
+
+
+def _experiments(r: Report) -> Section:
+    s = Section("experiments", "Experiments")
+    x = r.experiments
+    if x is None:
+        s.blocks.append("This report predates experiments.")
+        return s
+    if not x.experiments:
+        s.blocks.append("No experiments are declared.")
+        return s
+    s.blocks.append(
+        "Only users whose consent covers an experiment's purpose are enrolled and counted; "
+        "everyone else gets the control. Results are released only with differential privacy, "
+        "charged to each experiment's own budget."
+    )
+    s.blocks.append(
+        Table(
+            [
+                "experiment",
+                "purpose",
+                "status",
+                "variants (weight)",
+                "metrics",
+                "exposed",
+                "epsilon spent / granted",
+                "releases",
+            ],
+            [
+                [
+                    e.experiment,
+                    e.purpose,
+                    e.status,
+                    ", ".join(
+                        f"{name} ({w:g})" + (" control" if name == e.control else "")
+                        for name, w in e.variants.items()
+                    ),
+                    ", ".join(e.metrics),
+                    n(e.exposed) if e.exposed is not None else "withheld (public)",
+                    f"{e.epsilon_spent:g} / {e.epsilon_granted:g}",
+                    n(e.releases),
+                ]
+                for e in x.experiments
+            ],
+        )
+    )
     return s

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FORMAT: Literal["tactful-audit-report/2"] = "tactful-audit-report/2"
+FORMAT: Literal["tactful-audit-report/3"] = "tactful-audit-report/3"
 
 
 class _Frozen(BaseModel):
@@ -298,10 +298,36 @@ class Integrity(_Frozen):
     retention: RetentionRun | Unavailable
 
 
+class ExperimentFacts(_Frozen):
+    """One declared experiment: what it tests under which purpose, and what it released."""
+
+    experiment: str
+    purpose: str = Field(description="The purpose whose consent enrols a user in it.")
+    status: Literal["running", "stopped"]
+    declared_at: datetime
+    variants: dict[str, float] = Field(description="Variant name -> assignment weight.")
+    control: str
+    metrics: list[str] = Field(description="Event kinds counted as conversions.")
+    exposed: int | None = Field(
+        description="Stored exposures: enrolled users shown a variant (a user who withdrew is "
+        "dropped when next seen and at the next release); None in a public report."
+    )
+    dataset: str = Field(description="The privacy-budget dataset its results are charged to.")
+    epsilon_granted: float
+    epsilon_spent: float
+    releases: int = Field(description="Differentially private releases of its results.")
+
+
+class ExperimentsSection(_Frozen):
+    """The experiments run on users' data: consent-gated, results released with DP only."""
+
+    experiments: list[ExperimentFacts]
+
+
 class Report(_Frozen):
     """A tactful compliance audit report."""
 
-    format: Literal["tactful-audit-report/2"] = FORMAT
+    format: Literal["tactful-audit-report/3"] = FORMAT
     generated_at: datetime
     tactful_version: str
     database: str = Field(description="Database dialect of the store (sqlite, postgresql).")
@@ -312,4 +338,7 @@ class Report(_Frozen):
     requests: RequestsSection
     decisions: DecisionsSection
     privacy_budget: BudgetSection | Unavailable
+    experiments: ExperimentsSection | None = Field(
+        default=None, description="Declared experiments (None: a report from before issue 10)."
+    )
     integrity: Integrity

@@ -14,10 +14,14 @@ from sqlalchemy import Connection, func, select
 
 from tactful.audit import AuditLog
 from tactful.dp.budget import BudgetLedger
+from tactful.experiments import Experiments
+from tactful.experiments.records import Definitions, exposed_counts
 from tactful.reports.facts import window as _window
 from tactful.reports.model import (
     BudgetDataset,
     BudgetSection,
+    ExperimentFacts,
+    ExperimentsSection,
     KeyFacts,
     KeyVersion,
     RetentionRun,
@@ -121,3 +125,36 @@ def budget_facts(conn: Connection, since: datetime | None, until: datetime | Non
             for s in BudgetLedger().all(conn)
         ]
     )
+
+
+def experiment_facts(conn: Connection, *, public: bool) -> ExperimentsSection:
+    """Every declared experiment with its budget and releases; exposure counts unless public."""
+    exposed = exposed_counts(conn)
+    budgets = {b.dataset: b for b in BudgetLedger().all(conn)}
+    releases: dict[str, int] = dict(
+        conn.execute(
+            select(_release.c.dataset, func.count())
+            .where(_release.c.kind == Experiments.RELEASE_KIND)
+            .group_by(_release.c.dataset)
+        ).all()
+    )
+    out = []
+    for e in Definitions().all(conn):
+        budget = budgets.get(e.dataset)
+        out.append(
+            ExperimentFacts(
+                experiment=e.id,
+                purpose=e.purpose,
+                status=e.status,
+                declared_at=e.created_at or utc(datetime.min),
+                variants={v.name: v.weight for v in e.variants},
+                control=e.control,
+                metrics=list(e.metrics),
+                exposed=None if public else exposed.get(e.id, 0),
+                dataset=e.dataset,
+                epsilon_granted=budget.total if budget else 0.0,
+                epsilon_spent=budget.spent if budget else 0.0,
+                releases=int(releases.get(e.dataset, 0)),
+            )
+        )
+    return ExperimentsSection(experiments=out)

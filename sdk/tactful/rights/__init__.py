@@ -10,6 +10,7 @@ from sqlalchemy import Connection, func, select
 
 from tactful.audit import AuditLog
 from tactful.consent import ConsentLedger, PurposeCatalog
+from tactful.experiments import Exposures
 from tactful.rights.controls import Controls, parse_value
 from tactful.rights.erasure import (
     BulkErasure,
@@ -74,6 +75,7 @@ class Rights:
         self.exporter = Exporter(store, ledger, settings, audit, purposes)
         self._segments = Memberships(store.subjects)
         self.journal = Journal(audit)
+        self.exposures = Exposures(store.subjects)
 
     def start(
         self,
@@ -146,6 +148,7 @@ class Rights:
             "settings": None if None in settings else sum(n or 0 for n in settings),
             "objections": self.controls.delete_all(conn, subject),
             "segment_memberships": self._segments.delete_all(conn, subject),
+            "experiment_exposures": self.exposures.delete_all(conn, subject),
         }
         drop_blind_index(conn, subject.id)
         store.subjects.shred(conn, subject)

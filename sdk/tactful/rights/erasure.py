@@ -53,6 +53,7 @@ class ErasureReceipt(BaseModel):
     settings: int | None
     objections: int = 0
     segment_memberships: int = 0
+    experiment_exposures: int = 0
     data_key_shredded: bool
     purge_pending: bool = False
     purged_at: datetime | None = None

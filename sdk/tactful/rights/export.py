@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select
 
 from tactful.audit import AuditLog
 from tactful.consent import ConsentLedger, PurposeCatalog
+from tactful.experiments import Exposures
 from tactful.segments import Memberships
 from tactful.settings import SettingsStore
 from tactful.store import Store, SubjectRef, now, utc
@@ -73,6 +74,7 @@ class Exporter:
         self._audit = audit
         self._purposes = purposes
         self._segments = Memberships(store.subjects)
+        self._exposures = Exposures(store.subjects)
 
     def document(
         self, conn: Connection, subject: SubjectRef, request_id: str, requests: list[dict[str, Any]]
@@ -139,7 +141,11 @@ class Exporter:
 
         doc.events = events()
         doc.decisions = decisions()
-        doc.inferred = lambda: self._inferred(conn, items, kinds, subject)
+        doc.inferred = lambda: {
+            **self._inferred(conn, items, kinds, subject),
+            # Experiment variants the user was shown and the metric events counted since.
+            "experiments": self._exposures.of_subject(conn, subject),
+        }
         return doc
 
     def _events(self, conn: Connection, subject: SubjectRef) -> Iterator[dict[str, str]]:
@@ -315,7 +321,11 @@ def write_csv_zip(doc: ExportDocument, out: IO[bytes]) -> None:
             ["kind", "key", "value"],
             [["category_affinity", c, v] for c, v in inferred["category_affinity"].items()]
             + [["interactions_by_kind", k, v] for k, v in inferred["interactions_by_kind"].items()]
-            + [[f"segment:{s['purpose']}", s["segment"], s["since"]] for s in inferred["segments"]],
+            + [[f"segment:{s['purpose']}", s["segment"], s["since"]] for s in inferred["segments"]]
+            + [
+                ["experiment_variant", e["experiment"], e["variant"]]
+                for e in inferred.get("experiments", [])
+            ],
         )
         table(
             "purposes.csv",

@@ -310,3 +310,36 @@ class ErasureJournal(SQLModel, table=True):
     erased_at: datetime = _ts()  # type: ignore[assignment]
     counted: bool = Field(default=True)  # False: the request left the row counts to the purge
     purged: bool = Field(default=False, index=True)
+
+
+class ExperimentDef(SQLModel, table=True):
+    """A declared experiment: its definition (variants, weights, purpose, metrics) as JSON.
+
+    Not personal data. A definition never changes once declared (a changed design is a new
+    experiment), so that a user's variant, recomputed from the keyed hash, never moves.
+    """
+
+    __tablename__ = "experiment"
+
+    id: str = Field(primary_key=True, max_length=48)
+    purpose: str = Field(max_length=64)
+    definition: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="running", max_length=16)  # running | stopped
+    created_at: datetime = _ts()  # type: ignore[assignment]
+    stopped_at: datetime | None = _ts(nullable=True)  # type: ignore[assignment]
+
+
+class ExperimentExposure(SQLModel, table=True):
+    """One enrolled subject's exposure to an experiment; variant and conversions encrypted.
+
+    The ciphertext (under the subject's DEK, bound to the row) holds the variant, when it
+    was first shown and the metric events counted since; it is inferred data, exported and
+    erased with the subject.
+    """
+
+    __tablename__ = "experiment_exposure"
+
+    experiment_id: str = Field(primary_key=True, foreign_key="experiment.id", max_length=48)
+    subject_id: int = Field(primary_key=True, foreign_key="subject.id", index=True)
+    exposed_at: datetime = _ts()  # type: ignore[assignment]
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
