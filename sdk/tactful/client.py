@@ -67,12 +67,13 @@ class Tactful:
         self._ledger = ConsentLedger(pack.purposes, pack.meta.controller.model_dump())
         self._settings = SettingsStore(store.subjects)
         self._signals = SignalMap.load(pack.directory, pack.purposes)
+        self._age = AgeRules(AgeTable.load(pack.directory), store.profiles)
         self._gate = Gate(
             CompiledPolicy(pack),
             self._ledger,
             self._settings,
             self._audit,
-            AgeRules(AgeTable.load(pack.directory), store.profiles),
+            self._age,
             objections=lambda conn, subject: self._rights.controls.objections(conn, subject),
             memberships=Memberships(store.subjects),
         )

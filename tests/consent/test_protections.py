@@ -11,7 +11,7 @@ import pytest
 from tactful import PolicyError, Tactful
 from tactful.consent import AgeTable
 from tactful.consent.age import is_minor
-from tests.conftest import POLICIES, seed_small
+from tests.conftest import CATALOG, POLICIES, seed_small
 
 YEAR = datetime.now(UTC).year
 
@@ -135,3 +135,31 @@ def test_age_table_and_signal_map_are_part_of_the_policy_hash(tmp_path: Path) ->
     after_age = load_pack(pack).content_hash
     (pack / "signals.yaml").write_text("gpc: {opt_out: []}\n")
     assert len({before, after_age, load_pack(pack).content_hash}) == 3
+
+
+def test_a_childs_events_train_no_model_without_a_guardians_consent(tf: Tactful) -> None:
+    """Art. 8 reaches the training set: a child's own consent makes none of their events
+    shape other users' recommendations; a guardian's does."""
+    tf.catalog.upsert(CATALOG)
+    tf.events.record_many("adult", [("a", "view", None), ("c", "view", None)])
+    tf.events.record_many("child", [("d", "view", None), ("f", "view", None)])
+    tf.consent.grant("adult", ["personalization"])
+    tf.profiles.put("child", {"birth_year": YEAR - 14})
+    tf.consent.grant("child", ["personalization"])  # the child's own, unauthorized consent
+    assert set(tf.recommend("stranger", k=6).item_ids) == {"a", "c"}
+    # Withdrawing what never trained anything unlearns nothing (no negative counts).
+    tf.consent.withdraw("child", ["personalization"])
+    assert set(tf.recommend("stranger", k=6).item_ids) == {"a", "c"}
+    tf.consent.grant("child", ["personalization"], given_by="guardian")
+    assert set(tf.recommend("stranger", k=6).item_ids) == {"a", "c", "d", "f"}
+    tf.rights.erase("child")
+    assert set(tf.recommend("stranger", k=6).item_ids) == {"a", "c"}
+
+
+def test_a_declared_birth_year_takes_a_childs_events_out_of_the_models(tf: Tactful) -> None:
+    tf.catalog.upsert(CATALOG)
+    tf.events.record_many("teen", [("e", "view", None)])
+    tf.consent.grant("teen", ["personalization"])
+    assert "e" in tf.recommend("stranger", k=6).item_ids, "no birth year: not treated as a child"
+    tf.profiles.put("teen", {"birth_year": YEAR - 13})  # the next call refits without them
+    assert "e" not in tf.recommend("stranger", k=6).item_ids

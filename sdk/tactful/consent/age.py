@@ -9,6 +9,7 @@ processing, not an input to it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,26 @@ class AgeRules:
         if not isinstance(birth_year, int) or isinstance(birth_year, bool):
             return AgeFacts(age, False, self.table.assume_minor_when_unknown)
         return AgeFacts(age, True, is_minor(birth_year, age, now().year))
+
+    def reads(self, names: Iterable[str]) -> bool:
+        """Whether writing these profile fields can change someone's age facts."""
+        return not self._names.isdisjoint(names)
+
+    def possible_minors(self, conn: Connection, subjects: Sequence[SubjectRef]) -> set[int]:
+        """Ids of those subjects who may be below the age of consent, judged as `facts` does.
+
+        Unless the table assumes minors when the age is unknown, only subjects with a stored
+        birth year can be minors, so only their fields are read and decrypted.
+        """
+        candidates: Sequence[SubjectRef] = subjects
+        if not self.table.assume_minor_when_unknown:
+            if self.table.birth_year_field not in self._names:
+                return set()
+            holders = self._profiles.holders(
+                conn, self.table.birth_year_field, [s.id for s in subjects]
+            )
+            candidates = [s for s in subjects if s.id in holders]
+        return {s.id for s in candidates if self.facts(conn, s).minor}
 
 
 def describe(exc: PydanticValidationError) -> str:

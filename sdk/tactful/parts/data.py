@@ -21,6 +21,7 @@ class ProfilesAPI(Part):
             if any(n in fields and fields[n].searchable for n in values):
                 self._store.subjects.remember_user_id(conn, subject, user)
             self._store.profiles.put(conn, subject, values)
+            self._tf._models.age_fields_written(conn, values)
 
     def get(self, user: str, fields: Sequence[str] | None = None) -> dict[str, object]:
         """The user's profile fields, decrypted: all, or only the named `fields`.
@@ -47,6 +48,7 @@ class ProfilesAPI(Part):
                 if any(n in fields and fields[n].searchable for n in values):
                     store.subjects.remember_user_id(conn, subjects[user], user)
             store.profiles.put_many(conn, [(subjects[u], v) for u, v in profiles.items()])
+            self._tf._models.age_fields_written(conn, {n for v in profiles.values() for n in v})
         return len(profiles)
 
     def find(self, field: str, value: object) -> list[str]:

@@ -34,13 +34,30 @@ def interactions(events: Sequence[StoredEvent]) -> tuple[Interaction, ...]:
 
 
 def consents_to_training(tf: Tactful, conn: Connection, subject: SubjectRef) -> bool:
-    """True if the models learned this subject: consent in force, not restricted, no objection."""
+    """True if the models learned this subject: consent in force (a guardian's for a child),
+    not restricted, no objection."""
     if subject.status != "active":
         return False
     state = tf._ledger.status(conn, subject).get(TRAINING_PURPOSE)
     if state is None or not state.given:
         return False
-    return TRAINING_PURPOSE not in tf._rights.controls.objections(conn, subject)
+    if TRAINING_PURPOSE in tf._rights.controls.objections(conn, subject):
+        return False
+    return state.parental or not tf._age.possible_minors(conn, [subject])
+
+
+def _children_without_authorization(tf: Tactful, conn: Connection, ids: list[int]) -> set[int]:
+    """Those of `ids` who may be below the age of consent and whose consent to training was
+    not given by a guardian (GDPR Art. 8): their events train nothing."""
+    subjects = tf._store.subjects.refs(conn, ids)
+    minors = tf._age.possible_minors(conn, subjects)
+    out: set[int] = set()
+    for subject in subjects:
+        if subject.id in minors:
+            state = tf._ledger.status(conn, subject).get(TRAINING_PURPOSE)
+            if state is None or not state.parental:
+                out.add(subject.id)
+    return out
 
 
 class Models:
@@ -69,6 +86,13 @@ class Models:
         """Move the store-wide epoch (inside the caller's transaction): others must refit."""
         self._tf._store.bump_counter(conn, EPOCH)
 
+    def age_fields_written(self, conn: Connection, names: Iterable[str]) -> None:
+        """Profile fields were written: if they decide a child's status (Art. 8), the
+        training set may change, so every process refits (inside the caller's transaction)."""
+        if self._tf._age.reads(names):
+            self.bump(conn)
+            self._dirty = True
+
     def mark_dirty(self) -> None:
         """This process wrote events: refit before the next recommendation."""
         self._dirty = True
@@ -89,6 +113,10 @@ class Models:
             # Restricted (Art. 18) and objecting (Art. 21) users' data trains nothing.
             blocked = self._tf._rights.controls.excluded_from(conn, TRAINING_PURPOSE)
             ids = [i for i in in_force.subject_ids if i not in blocked]
+            # A child's own consent does not make profiling lawful (Art. 8): without a
+            # guardian's, their events stay out of everyone's models, as out of their own.
+            children = _children_without_authorization(self._tf, conn, ids)
+            ids = [i for i in ids if i not in children]
             bundles = [
                 list(interactions(evs)) for _, evs in self._tf._store.events.bundles(conn, ids)
             ]

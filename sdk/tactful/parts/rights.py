@@ -241,6 +241,7 @@ class RightsAPI(Part):
             subject = self._store.subjects.get(conn, user)
             rid = rights.start(conn, subject, "rectification", request_id)
             rights.controls.rectify(conn, subject, {field: value})
+            self._tf._models.age_fields_written(conn, [field])
             return rights.requests.complete(conn, rid, {"rectified": [field]})
 
     def restrict(self, user: str, *, request_id: str | None = None) -> RequestInfo:

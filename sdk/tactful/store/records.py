@@ -283,6 +283,21 @@ class Profiles:
             upsert(conn, _index, out[start : start + batch], ["subject_id", "name"])
         return len(out)
 
+    def holders(self, conn: Connection, name: str, subject_ids: Sequence[int]) -> set[int]:
+        """Which of these subjects have the field `name` stored (its value is not read)."""
+        out: set[int] = set()
+        ids = list(subject_ids)
+        for start in range(0, len(ids), 500):
+            out.update(
+                conn.execute(
+                    select(_profile.c.subject_id).where(
+                        (_profile.c.name == name)
+                        & _profile.c.subject_id.in_(ids[start : start + 500])
+                    )
+                ).scalars()
+            )
+        return out
+
     def delete_all(self, conn: Connection, subject: SubjectRef) -> int:
         """Delete every field of the subject (and its blind indexes); returns how many fields."""
         conn.execute(delete(_index).where(_index.c.subject_id == subject.id))

@@ -264,6 +264,23 @@ class Subjects:
                 out[missing[alias]] = self._remember(missing[alias], FieldCipher(dek))
         return out
 
+    def refs(self, conn: Connection, subject_ids: Iterable[int]) -> list[SubjectRef]:
+        """The live subjects with these internal ids (erased ones are left out)."""
+        ids = list(subject_ids)
+        out: list[SubjectRef] = []
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(
+                select(
+                    _subject.c.id,
+                    _subject.c.ref,
+                    _subject.c.alias,
+                    _subject.c.status,
+                    _subject.c.jurisdiction,
+                ).where(_subject.c.id.in_(ids[start : start + 500]) & _subject.c.ref.is_not(None))
+            )
+            out.extend(SubjectRef(r.id, r.ref, r.alias, r.status, r.jurisdiction) for r in rows)
+        return out
+
     def ciphers_for(
         self, conn: Connection, subject_ids: list[int]
     ) -> dict[int, tuple[str, FieldCipher]]:
