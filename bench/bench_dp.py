@@ -110,6 +110,7 @@ def utility(trials: int = 20) -> None:
                 f"NDCG@10 {statistics.mean(ndcgs):.3f}  (mean of {trials})"
             )
 
+
 if __name__ == "__main__":
     speed()
     utility()

@@ -103,9 +103,15 @@ class Genres:
         return float(1.0 - (sims.sum() - np.trace(sims)) / (n * (n - 1)))
 
 
-def evaluate(rank: Ranker, train: dict[str, list[Interaction]], test: dict[str, str],
-             genres: Genres, n_items: int, users: Sequence[str] | None = None,
-             per_user: list[float] | None = None) -> dict[str, float]:
+def evaluate(
+    rank: Ranker,
+    train: dict[str, list[Interaction]],
+    test: dict[str, str],
+    genres: Genres,
+    n_items: int,
+    users: Sequence[str] | None = None,
+    per_user: list[float] | None = None,
+) -> dict[str, float]:
     """NDCG@10, HR@10, coverage, ILD and per-call latency over the given users.
 
     `per_user`, when given, receives each user's NDCG@10 (for paired comparisons).
@@ -137,8 +143,12 @@ def evaluate(rank: Ranker, train: dict[str, list[Interaction]], test: dict[str, 
     }
 
 
-def tactful_ranker(model: object, catalog: dict[str, CatalogItem], discovery: float = 0.0,
-                   popularity: PopularityRecommender | None = None) -> Ranker:
+def tactful_ranker(
+    model: object,
+    catalog: dict[str, CatalogItem],
+    discovery: float = 0.0,
+    popularity: PopularityRecommender | None = None,
+) -> Ranker:
     def rank(user: str, hist: list[Interaction]) -> list[str]:
         view = MinimizedView(history=tuple(hist))
         seen = frozenset(i.item for i in hist)
@@ -153,16 +163,18 @@ def tactful_ranker(model: object, catalog: dict[str, CatalogItem], discovery: fl
     return rank
 
 
-def implicit_ranker(model: object, train: dict[str, list[Interaction]],
-                    items: list[str]) -> tuple[Ranker, float]:
+def implicit_ranker(
+    model: object, train: dict[str, list[Interaction]], items: list[str]
+) -> tuple[Ranker, float]:
     """Fit an implicit model on the training matrix; (ranker, fit seconds)."""
     users = sorted(train)
     uidx = {u: n for n, u in enumerate(users)}
     iidx = {i: n for n, i in enumerate(items)}
     rows = [uidx[u] for u in users for _ in train[u]]
     cols = [iidx[e.item] for u in users for e in train[u]]
-    x = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
-                      shape=(len(users), len(items)))
+    x = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(users), len(items))
+    )
     x.data[:] = 1.0  # binary, like tactful's
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -180,21 +192,26 @@ def implicit_ranker(model: object, train: dict[str, list[Interaction]],
     return rank, fit
 
 
-def bundles_of(train: dict[str, list[Interaction]], users: Sequence[str] | None = None
-               ) -> list[list[Interaction]]:
+def bundles_of(
+    train: dict[str, list[Interaction]], users: Sequence[str] | None = None
+) -> list[list[Interaction]]:
     return [train[u] for u in (users if users is not None else sorted(train))]
 
 
 def make_hybrid(params: dict[str, float]) -> HybridRecommender:
     return HybridRecommender(
         [
-            ItemItemRecommender(int(params["neighbors"]), params["shrinkage"],
-                                params["half_life"] or None),
+            ItemItemRecommender(
+                int(params["neighbors"]), params["shrinkage"], params["half_life"] or None
+            ),
             ContentRecommender(history_half_life=params["content_half_life"] or None),
             PopularityRecommender(),
         ],
-        weights={"item_item": 1.0, "content": params["w_content"],
-                 "popularity": params["w_popularity"]},
+        weights={
+            "item_item": 1.0,
+            "content": params["w_content"],
+            "popularity": params["w_popularity"],
+        },
     )
 
 
@@ -244,12 +261,24 @@ def main() -> None:
     from implicit.nearest_neighbours import CosineRecommender
 
     grids: dict[str, tuple[Callable[..., object], list[dict[str, object]]]] = {
-        "implicit ALS": (AlternatingLeastSquares, [
-            {"factors": f, "regularization": r, "alpha": a, "iterations": 15, "random_state": 0}
-            for f in (32, 64, 128, 256) for r in (0.01, 0.1, 1.0) for a in (1.0, 10.0, 40.0)]),
-        "implicit BPR": (BayesianPersonalizedRanking, [
-            {"factors": f, "learning_rate": lr, "iterations": it, "random_state": 0}
-            for f in (64, 128, 256) for lr in (0.002, 0.005, 0.01) for it in (100, 300)]),
+        "implicit ALS": (
+            AlternatingLeastSquares,
+            [
+                {"factors": f, "regularization": r, "alpha": a, "iterations": 15, "random_state": 0}
+                for f in (32, 64, 128, 256)
+                for r in (0.01, 0.1, 1.0)
+                for a in (1.0, 10.0, 40.0)
+            ],
+        ),
+        "implicit BPR": (
+            BayesianPersonalizedRanking,
+            [
+                {"factors": f, "learning_rate": lr, "iterations": it, "random_state": 0}
+                for f in (64, 128, 256)
+                for lr in (0.002, 0.005, 0.01)
+                for it in (100, 300)
+            ],
+        ),
         "implicit Cosine": (CosineRecommender, [{"K": k} for k in (50, 100, 200, 400, 800)]),
     }
     best_impl: dict[str, dict[str, object]] = {}
@@ -272,13 +301,23 @@ def main() -> None:
         fit = time.perf_counter() - t0
         pop = PopularityRecommender()
         pop.fit(all_bundles, catalog_list)
-        r = evaluate(tactful_ranker(model, catalog, discovery, pop), train, test, genres,
-                     len(items), per_user=per_user.setdefault(name, []))
+        r = evaluate(
+            tactful_ranker(model, catalog, discovery, pop),
+            train,
+            test,
+            genres,
+            len(items),
+            per_user=per_user.setdefault(name, []),
+        )
         results.append((name, {**r, "fit_s": fit}))
 
     run_tactful("tactful popularity", PopularityRecommender())
-    run_tactful("tactful item_item", ItemItemRecommender(
-        best_ii["neighbors"], best_ii["shrinkage"], best_ii["half_life"] or None))
+    run_tactful(
+        "tactful item_item",
+        ItemItemRecommender(
+            best_ii["neighbors"], best_ii["shrinkage"], best_ii["half_life"] or None
+        ),
+    )
     run_tactful("tactful content", ContentRecommender(history_half_life=best_ct or None))
     run_tactful("tactful hybrid", make_hybrid(best_hy))
     run_tactful("tactful hybrid+diversity (0.2)", make_hybrid(best_hy), discovery=0.2)
@@ -290,37 +329,50 @@ def main() -> None:
 
     ours = max((r["ndcg"], n) for n, r in results if n.startswith("tactful"))
     theirs = max((r["ndcg"], n) for n, r in results if n.startswith("implicit"))
-    print("\n| model | NDCG@10 | NDCG / best implicit | HR@10 | coverage | ILD | fit s "
-          "| top-10 p50 ms | p99 ms |")
+    print(
+        "\n| model | NDCG@10 | NDCG / best implicit | HR@10 | coverage | ILD | fit s "
+        "| top-10 p50 ms | p99 ms |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, r in results:
-        print(f"| {name} | {r['ndcg']:.4f} | {r['ndcg'] / theirs[0]:.2f} | {r['hr']:.4f} | "
-              f"{r['coverage']:.3f} | {r['ild']:.3f} | {r['fit_s']:.3f} | {r['p50_ms']:.2f} | "
-              f"{r['p99_ms']:.2f} |")
+        print(
+            f"| {name} | {r['ndcg']:.4f} | {r['ndcg'] / theirs[0]:.2f} | {r['hr']:.4f} | "
+            f"{r['coverage']:.3f} | {r['ild']:.3f} | {r['fit_s']:.3f} | {r['p50_ms']:.2f} | "
+            f"{r['p99_ms']:.2f} |"
+        )
     by = dict(results)
-    print(f"\nbest tactful: {ours[1]} {ours[0]:.4f}; best implicit: {theirs[1]} {theirs[0]:.4f}; "
-          f"ratio {ours[0] / theirs[0]:.3f} -> goal {'MET' if ours[0] >= theirs[0] else 'NOT met'}")
+    print(
+        f"\nbest tactful: {ours[1]} {ours[0]:.4f}; best implicit: {theirs[1]} {theirs[0]:.4f}; "
+        f"ratio {ours[0] / theirs[0]:.3f} -> goal {'MET' if ours[0] >= theirs[0] else 'NOT met'}"
+    )
     # Paired over the same users: is the difference more than noise?
     diff = np.asarray(per_user[ours[1]]) - np.asarray(per_user[theirs[1]])
     half = 1.96 * diff.std(ddof=1) / np.sqrt(diff.size)
-    print(f"paired NDCG@10 difference {ours[1]} - {theirs[1]}: {diff.mean():+.4f} "
-          f"(95% CI {diff.mean() - half:+.4f} .. {diff.mean() + half:+.4f}, {diff.size} users)")
+    print(
+        f"paired NDCG@10 difference {ours[1]} - {theirs[1]}: {diff.mean():+.4f} "
+        f"(95% CI {diff.mean() - half:+.4f} .. {diff.mean() + half:+.4f}, {diff.size} users)"
+    )
     for name in ("tactful item_item", "tactful hybrid"):
         d = np.asarray(per_user[name]) - np.asarray(per_user[theirs[1]])
         h = 1.96 * d.std(ddof=1) / np.sqrt(d.size)
-        print(f"  {name} - {theirs[1]}: {d.mean():+.4f} (95% CI {d.mean() - h:+.4f} .. "
-              f"{d.mean() + h:+.4f})")
+        print(
+            f"  {name} - {theirs[1]}: {d.mean():+.4f} (95% CI {d.mean() - h:+.4f} .. "
+            f"{d.mean() + h:+.4f})"
+        )
     hy, hd = by["tactful hybrid"], by["tactful hybrid+diversity (0.2)"]
     drop = 1 - hd["ndcg"] / hy["ndcg"]
     ok = drop <= 0.05 and hd["ild"] > hy["ild"]
-    print(f"hybrid+diversity (0.2): NDCG {-drop:+.1%}, ILD {hy['ild']:.3f} -> {hd['ild']:.3f} "
-          f"-> goal {'MET' if ok else 'NOT met'}")
+    print(
+        f"hybrid+diversity (0.2): NDCG {-drop:+.1%}, ILD {hy['ild']:.3f} -> {hd['ild']:.3f} "
+        f"-> goal {'MET' if ok else 'NOT met'}"
+    )
 
     # --- unlearning one user vs a full refit ---------------------------------------------------
     rng = random.Random(0)
     sample = rng.sample(sorted(train), 50)
-    ii = ItemItemRecommender(best_ii["neighbors"], best_ii["shrinkage"],
-                             best_ii["half_life"] or None)
+    ii = ItemItemRecommender(
+        best_ii["neighbors"], best_ii["shrinkage"], best_ii["half_life"] or None
+    )
     hybrid = make_hybrid(best_hy)
     for model, label in [(ii, "item_item"), (hybrid, "hybrid (all components)")]:
         refits = []
@@ -335,9 +387,11 @@ def main() -> None:
             forgets.append(time.perf_counter() - t0)
             model.learn(train[u])  # type: ignore[attr-defined]
         refit, forget = statistics.median(refits), statistics.median(forgets)
-        print(f"unlearn one user, {label}: forget {1000 * forget:.3f} ms vs refit "
-              f"{1000 * refit:.1f} ms -> {refit / forget:.0f}x cheaper "
-              f"(goal >= 100x: {'MET' if refit / forget >= 100 else 'NOT met'})")
+        print(
+            f"unlearn one user, {label}: forget {1000 * forget:.3f} ms vs refit "
+            f"{1000 * refit:.1f} ms -> {refit / forget:.0f}x cheaper "
+            f"(goal >= 100x: {'MET' if refit / forget >= 100 else 'NOT met'})"
+        )
 
     # --- consent sensitivity: withdrawn users' data excluded -----------------------------------
     # The same consenting users are scored by the model trained on everyone and by the model
@@ -348,8 +402,10 @@ def main() -> None:
     everyone = make_hybrid(best_hy)
     everyone.fit(all_bundles, catalog_list)
     print(f"\nconsent sensitivity, mean of {seeds} random withdrawals:")
-    print("| withdrawn | consenting users | NDCG@10 trained on all | NDCG@10 trained on "
-          "consenting only | ratio | HR@10 all -> consenting only |")
+    print(
+        "| withdrawn | consenting users | NDCG@10 trained on all | NDCG@10 trained on "
+        "consenting only | ratio | HR@10 all -> consenting only |"
+    )
     print("|---|---|---|---|---|---|")
     for frac in (0.1, 0.3, 0.5):
         full, only, hr_full, hr_only = [], [], [], []
@@ -365,8 +421,10 @@ def main() -> None:
             hr_full.append(a["hr"])
             hr_only.append(b["hr"])
         f, o = statistics.mean(full), statistics.mean(only)
-        print(f"| {frac:.0%} | {len(kept)} | {f:.4f} | {o:.4f} | {o / f:.3f} | "
-              f"{statistics.mean(hr_full):.4f} -> {statistics.mean(hr_only):.4f} |")
+        print(
+            f"| {frac:.0%} | {len(kept)} | {f:.4f} | {o:.4f} | {o / f:.3f} | "
+            f"{statistics.mean(hr_full):.4f} -> {statistics.mean(hr_only):.4f} |"
+        )
     print(f"\ntotal bench time {time.perf_counter() - t_start:.0f} s")
 
 

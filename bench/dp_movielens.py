@@ -21,8 +21,16 @@ def ensure_wheel() -> Path:
     if not WHEEL.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "recbole==1.2.1",
-             "-d", str(CACHE)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "recbole==1.2.1",
+                "-d",
+                str(CACHE),
+            ],
             check=True,
         )
     return WHEEL

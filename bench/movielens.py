@@ -53,9 +53,7 @@ def load() -> tuple[list[Rating], list[CatalogItem]]:
         items = _table(z, f"{BASE}.item")
     ratings = [Rating(r["user_id"], r["item_id"], float(r["timestamp"])) for r in inter]
     catalog = [
-        CatalogItem(
-            r["item_id"], r.get("movie_title", ""), tuple(r.get("class", "").split())
-        )
+        CatalogItem(r["item_id"], r.get("movie_title", ""), tuple(r.get("class", "").split()))
         for r in items
     ]
     return ratings, catalog
