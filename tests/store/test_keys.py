@@ -97,6 +97,8 @@ def test_reads_and_writes_go_on_during_rotation(db_url: str, tmp_path: Path) -> 
             tf.profiles.put(f"user{i}", {"country": "FR"})
     errors: list[BaseException] = []
     stop = threading.Event()
+    working = threading.Event()  # the worker has read and written once: rotate from then on
+    done: list[int] = []
 
     def work() -> None:
         try:
@@ -107,18 +109,23 @@ def test_reads_and_writes_go_on_during_rotation(db_url: str, tmp_path: Path) -> 
                     assert other.profiles.get(f"user{n % 60}") == {"country": "FR"}
                     other.profiles.put(f"late{n}", {"country": "NL"})
                     n += 1
+                    working.set()
+                done.append(n)
         except BaseException as exc:
             errors.append(exc)
+            working.set()
 
     worker = threading.Thread(target=work)
     worker.start()
     try:
+        assert working.wait(60), "the worker never got going"
         with _open(db_url, tmp_path) as tf:
             tf.keys.rotate(batch_size=5)
     finally:
         stop.set()
         worker.join()
     assert not errors, errors
+    assert done and done[0] >= 1
     with _open(db_url, tmp_path) as tf:
         st = tf.keys.status()  # keys made during the rotation were rewrapped or born under v2
         assert set(st.versions) == {2} and st.current == 2
