@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, select
 
 from tactful.errors import ValidationError
 from tactful.settings.model import Settings
@@ -86,11 +86,3 @@ class SettingsStore:
             }
             for r in rows
         ]
-
-    def delete_all(self, conn: Connection, subject: SubjectRef) -> int:
-        """Delete the subject's settings and their history (erasure); returns rows deleted."""
-        gone = conn.execute(delete(_history).where(_history.c.subject_id == subject.id)).rowcount
-        return (
-            gone
-            + conn.execute(delete(_settings).where(_settings.c.subject_id == subject.id)).rowcount
-        )

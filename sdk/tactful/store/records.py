@@ -15,7 +15,6 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
-    func,
     select,
     tuple_,
     type_coerce,
@@ -298,12 +297,6 @@ class Profiles:
             )
         return out
 
-    def delete_all(self, conn: Connection, subject: SubjectRef) -> int:
-        """Delete every field of the subject (and its blind indexes); returns how many fields."""
-        conn.execute(delete(_index).where(_index.c.subject_id == subject.id))
-        return conn.execute(delete(_profile).where(_profile.c.subject_id == subject.id)).rowcount
-
-
 def check_event(item: object, kind: object) -> None:
     """Validate an event's item id and kind (the values are never echoed)."""
     if not isinstance(item, str) or not item or len(item) > MAX_ITEM_ID:
@@ -491,17 +484,6 @@ class Events:
                     bucket.append(StoredEvent(item, kind, parse(ts)))
             if current is not None:
                 yield current, bucket
-
-    def count(self, conn: Connection, subject: SubjectRef) -> int:
-        """How many events the subject has."""
-        return int(
-            conn.execute(select(func.count()).where(_event.c.subject_id == subject.id)).scalar_one()
-        )
-
-    def delete_all(self, conn: Connection, subject: SubjectRef) -> int:
-        """Delete every event of the subject; returns how many."""
-        return conn.execute(delete(_event).where(_event.c.subject_id == subject.id)).rowcount
-
 
 class Catalog:
     """The item catalog (not personal data)."""
