@@ -126,6 +126,21 @@ class AuditRecord:
     payload: dict[str, Any]
 
 
+_HEAD = select(_audit.c.seq, _audit.c.hash).order_by(_audit.c.seq.desc()).limit(1)
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
+def _locked_head(conn: Connection) -> Row[Any, Any] | None:
+    """The chain's last entry (seq, hash), read under the append lock.
+
+    PostgreSQL: a transaction-scoped advisory lock serializes appends and checkpoints across
+    processes. SQLite: the caller's write transaction already holds the database's lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK, {"k": _LOCK_KEY})
+    return conn.execute(_HEAD).first()
+
+
 class AuditLog:
     """Appends to and verifies the hash chain.
 
@@ -145,11 +160,7 @@ class AuditLog:
         alias: str | None = None,
     ) -> int:
         """Append an entry inside the caller's transaction; returns its sequence number."""
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-        head = conn.execute(
-            select(_audit.c.seq, _audit.c.hash).order_by(_audit.c.seq.desc()).limit(1)
-        ).first()
+        head = _locked_head(conn)
         seq = 1 if head is None else head.seq + 1
         prev = GENESIS if head is None else head.hash
         stamp = now()
@@ -180,11 +191,7 @@ class AuditLog:
         """
         if self._key is None:
             raise RuntimeError("checkpoints need the audit key; build AuditLog(audit_key=...)")
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-        head = conn.execute(
-            select(_audit.c.seq, _audit.c.hash).order_by(_audit.c.seq.desc()).limit(1)
-        ).first()
+        head = _locked_head(conn)
         if head is None:
             return 0
         done = conn.execute(
