@@ -389,3 +389,14 @@ def test_recommend_with_an_undeclared_experiment_is_refused_and_records_nothing(
             tf.recommend("u1", experiment=bad)
     with tf._store.begin() as conn:
         assert len(list(tf._audit.records(conn))) == before
+
+
+def test_a_released_count_below_zero_is_shown_as_zero_inside_its_interval() -> None:
+    """Discrete Laplace noise can push a small count below 0; what users read never is."""
+    from tactful.dp import Estimate
+    from tactful.experiments.stats import count
+
+    shown = count(Estimate(value=-4.0, scale=2.0, low=-10.4, high=6.4))
+    assert (shown.low, shown.value, shown.high) == (0.0, 0.0, 6.4)
+    kept = count(Estimate(value=3.0, scale=2.0, low=-3.4, high=9.4))
+    assert (kept.low, kept.value, kept.high) == (0.0, 3.0, 9.4)

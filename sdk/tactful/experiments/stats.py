@@ -27,10 +27,14 @@ def noise_variance(scale: float) -> float:
 
 
 def count(e: Estimate) -> CountEstimate:
-    """A released count with its DP interval (never below 0)."""
+    """A released count with its DP interval, both clamped at 0 (post-processing).
+
+    A count of users cannot be negative: the noisy value is clamped like its interval, so the
+    value always lies inside the interval shown. Rates use the unclamped release (`rate`).
+    """
     low = e.low if e.low is not None else e.value
     high = e.high if e.high is not None else e.value
-    return CountEstimate(value=e.value, low=max(0.0, low), high=max(0.0, high))
+    return CountEstimate(value=max(0.0, e.value), low=max(0.0, low), high=max(0.0, high))
 
 
 def rate(converted: Estimate, exposed: Estimate) -> tuple[RateEstimate, float]:
