@@ -112,6 +112,7 @@ class Tactful:
         home: str | os.PathLike[str] | None = None,
         key_provider: KeyProvider | None = None,
         keystore_url: str | None = None,
+        dek_cache: int | None = None,
     ) -> Tactful:
         """Open (creating on first use) a store; an older store's schema is upgraded.
 
@@ -120,6 +121,8 @@ class Tactful:
         database so that its backups become unreadable after an erasure). TACTFUL_DB_URL,
         TACTFUL_KEY_FILE, TACTFUL_KEYSTORE_URL and TACTFUL_POLICIES override. `key_provider`
         replaces the key file (e.g. `EnvKeyProvider()`, or your KMS's implementation).
+        `dek_cache` (or TACTFUL_DEK_CACHE) is how many unwrapped data keys the process keeps
+        (default 4,096; docs/architecture.md weighs memory and exposure against key-store reads).
         """
         cfg = _config.resolve(
             home=home,
@@ -127,6 +130,7 @@ class Tactful:
             key_file=key_file,
             policies=policies,
             keystore_url=keystore_url,
+            dek_cache=dek_cache,
         )
         if cfg.is_sqlite or cfg.keystore_url.startswith("sqlite"):
             cfg.home.mkdir(parents=True, exist_ok=True)
@@ -134,7 +138,13 @@ class Tactful:
         provider = key_provider if key_provider is not None else FileKeyProvider(cfg.key_file)
         if cfg.keystore_url.startswith("sqlite"):
             Path(cfg.keystore_url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        store = Store(cfg.db_url, provider, pack.schema, keystore_url=cfg.keystore_url)
+        store = Store(
+            cfg.db_url,
+            provider,
+            pack.schema,
+            keystore_url=cfg.keystore_url,
+            dek_cache=cfg.dek_cache,
+        )
         return cls(store, pack)
 
     def close(self) -> None:

@@ -1,5 +1,5 @@
 """Where things live: TACTFUL_HOME, TACTFUL_DB_URL, TACTFUL_KEY_FILE, TACTFUL_KEYSTORE_URL,
-TACTFUL_POLICIES."""
+TACTFUL_POLICIES; and TACTFUL_DEK_CACHE, how many unwrapped data keys a process keeps."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ DEFAULT_HOME = ".tactful"
 DB_FILE = "tactful.db"
 KEY_FILE = "master.key"
 KEYSTORE_FILE = "keys.db"
+DEK_CACHE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class Config:
     key_file: Path
     policies: Path | None
     keystore_url: str = ""
+    dek_cache: int = DEK_CACHE
 
     @property
     def is_sqlite(self) -> bool:
@@ -51,6 +53,7 @@ def resolve(
     key_file: str | os.PathLike[str] | None = None,
     policies: str | os.PathLike[str] | None = None,
     keystore_url: str | None = None,
+    dek_cache: int | None = None,
 ) -> Config:
     """Resolve explicit arguments, then TACTFUL_* environment variables, then defaults.
 
@@ -80,4 +83,22 @@ def resolve(
         key_file=key,
         policies=Path(pol).expanduser() if pol else None,
         keystore_url=ks,
+        dek_cache=_dek_cache(dek_cache),
     )
+
+
+def _dek_cache(value: int | None) -> int:
+    if value is None:
+        raw = os.environ.get("TACTFUL_DEK_CACHE", "").strip()
+        if not raw:
+            return DEK_CACHE
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(
+            "the DEK cache size (dek_cache= or TACTFUL_DEK_CACHE) must be a whole number of "
+            f"data keys, 0 or more (default {DEK_CACHE})"
+        )
+    return value

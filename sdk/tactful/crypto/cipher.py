@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -18,11 +19,19 @@ from tactful.errors import IntegrityError
 
 NONCE_BYTES = 12
 SCHEMA_VERSION = b"1"
+_TAMPERED = (
+    "a ciphertext failed to verify (tampered, moved to another row or field, or under the "
+    "wrong key); restore the affected rows from a backup"
+)
+
+
+_AAD = b"tactful|" + SCHEMA_VERSION + b"|"
 
 
 def associated_data(subject_ref: str, table: str, field: str) -> bytes:
-    """The associated data that binds a ciphertext to its subject, table and field/row."""
-    return b"tactful|" + SCHEMA_VERSION + b"|" + "|".join((subject_ref, table, field)).encode()
+    """The associated data that binds a ciphertext to its subject, table and field/row:
+    b"tactful|1|<subject>|<table>|<field>"."""
+    return _AAD + f"{subject_ref}|{table}|{field}".encode()
 
 
 class FieldCipher:
@@ -41,20 +50,46 @@ class FieldCipher:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, plaintext, aad)
 
+    def encrypt_drawn(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        """Encrypt with a nonce the caller took from `fresh_nonces` (bulk writes).
+
+        Drawing the random nonces of a batch in one call saves a system call per value; each
+        12-byte slice of the draw must be used for one encryption only, like `encrypt`'s own.
+        """
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
     def decrypt(self, blob: bytes, aad: bytes) -> bytes:
         """Decrypt; IntegrityError if the ciphertext, its place or its key is not right."""
         try:
             return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
         except (InvalidTag, ValueError) as exc:
-            raise IntegrityError(
-                "a ciphertext failed to verify (tampered, moved to another row or field, or "
-                "under the wrong key); restore the affected rows from a backup"
-            ) from exc
+            raise IntegrityError(_TAMPERED) from exc
+
+    def decrypt_many(self, blobs: Sequence[bytes], aads: Sequence[bytes]) -> list[bytes]:
+        """Decrypt several of this subject's ciphertexts (bulk reads), one call for all;
+        IntegrityError if any fails, as `decrypt`."""
+        dec = self._aead.decrypt
+        n = NONCE_BYTES
+        try:
+            return [dec(b[:n], b[n:], a) for b, a in zip(blobs, aads, strict=True)]
+        except (InvalidTag, ValueError) as exc:
+            raise IntegrityError(_TAMPERED) from exc
+
+
+def fresh_nonces(n: int) -> bytes:
+    """Random nonces for `n` encryptions, drawn in one call: slice i is
+    `[NONCE_BYTES * i : NONCE_BYTES * (i + 1)]`, each for `FieldCipher.encrypt_drawn` once."""
+    return os.urandom(NONCE_BYTES * n)
 
 
 def new_data_key() -> bytes:
     """A fresh random 256-bit data key (DEK)."""
     return AESGCM.generate_key(bit_length=256)
+
+
+def new_data_keys(n: int) -> bytes:
+    """`n` fresh random 256-bit data keys, concatenated (32 bytes each), drawn in one call."""
+    return os.urandom(32 * n)
 
 
 def wrap_key(kek: bytes, dek: bytes, *, store_id: str, key_id: str, kek_version: int) -> bytes:
@@ -84,6 +119,24 @@ def wrap_key_v1(kek: bytes, dek: bytes, *, subject_ref: str, kek_version: int) -
     """Wrap a DEK the way schema version 1 did (only to build old stores in migration tests)."""
     aad = b"tactful-dek|" + SCHEMA_VERSION + f"|{subject_ref}|{kek_version}".encode()
     return FieldCipher(kek).encrypt(dek, aad)
+
+
+class Pseudonyms:
+    """`pseudonym` under one key, with the HMAC's key schedule computed once (bulk paths)."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, key: bytes) -> None:
+        self._state = hmac.new(key, b"subject|", hashlib.sha256)
+
+    def __repr__(self) -> str:
+        return "Pseudonyms(<key hidden>)"
+
+    def __call__(self, user_id: str) -> str:
+        """The same value as `pseudonym(key, user_id)`."""
+        state = self._state.copy()
+        state.update(user_id.encode("utf-8"))
+        return state.hexdigest()
 
 
 def pseudonym(key: bytes, user_id: str) -> str:

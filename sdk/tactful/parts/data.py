@@ -47,7 +47,9 @@ class ProfilesAPI(Part):
             for user, values in profiles.items():
                 if any(n in fields and fields[n].searchable for n in values):
                     store.subjects.remember_user_id(conn, subjects[user], user)
-            store.profiles.put_many(conn, [(subjects[u], v) for u, v in profiles.items()])
+            store.profiles.put_many(
+                conn, [(subjects[u], v) for u, v in profiles.items()], checked=True
+            )
             self._tf._models.age_fields_written(conn, {n for v in profiles.values() for n in v})
         return len(profiles)
 

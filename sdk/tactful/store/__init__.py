@@ -15,7 +15,7 @@ from tactful.store.migrate import prepare
 from tactful.store.records import Catalog, Events, Profiles, StoredEvent, StoredItem, upsert
 from tactful.store.retention import RetentionReport, run_retention
 from tactful.store.schema import FieldSpec, ProfileSchema, category_allowed
-from tactful.store.subjects import SubjectRef, Subjects, check_user_id
+from tactful.store.subjects import CIPHER_CACHE, SubjectRef, Subjects, check_user_id
 from tactful.store.tables import StoreMeta, Subject, table_of
 
 _meta = table_of(StoreMeta)
@@ -55,7 +55,13 @@ class Store:
     """
 
     def __init__(
-        self, url: str, provider: KeyProvider, schema: ProfileSchema, *, keystore_url: str
+        self,
+        url: str,
+        provider: KeyProvider,
+        schema: ProfileSchema,
+        *,
+        keystore_url: str,
+        dek_cache: int = CIPHER_CACHE,
     ) -> None:
         self.engine: Engine = make_engine(url)
         self.keystore = KeyStore(keystore_url, provider)
@@ -66,7 +72,7 @@ class Store:
             raise
         self.dialect = self.engine.dialect.name
         self.store_id = self.prepared.store_id
-        self.subjects = Subjects(self.keystore, self.store_id)
+        self.subjects = Subjects(self.keystore, self.store_id, cache_size=dek_cache)
         self.profiles = Profiles(self.subjects, schema)
         self.events = Events(self.subjects, schema.event_category)
         self.catalog = Catalog()

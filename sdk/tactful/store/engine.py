@@ -8,9 +8,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.sql.expression import ClauseElement
 
 from tactful.errors import ConfigurationError
 
@@ -70,6 +71,21 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def driver_sql(stmt: ClauseElement, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """A statement rendered once for the driver's own cursor, with positional parameters
+    ("?" on SQLite, "%s" on PostgreSQL), and the names of its parameters in that order.
+
+    For hot statements run through `Connection.exec_driver_sql` or a DBAPI cursor: the driver
+    then gets plain tuples, without SQLAlchemy's per-row parameter processing. Bind types are
+    not applied, so values must already be what the driver takes.
+    """
+    if not dialect.positional:
+        make: Any = type(dialect)
+        dialect = make(paramstyle="format")
+    compiled: Any = stmt.compile(dialect=dialect)  # SQLCompiler
+    return str(compiled), tuple(compiled.positiontup or ())
 
 
 def insert_ignore(

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -21,9 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tactful.crypto import FieldCipher, associated_data, blind_index
+from tactful.crypto import FieldCipher, associated_data, blind_index, fresh_nonces
 from tactful.errors import IntegrityError, ValidationError
-from tactful.store.engine import now, utc
+from tactful.store.engine import driver_sql, now, utc
 from tactful.store.schema import ProfileSchema, category_allowed
 from tactful.store.subjects import SubjectRef, Subjects
 from tactful.store.tables import BlindIndex, CatalogEntry, Event, ProfileField, table_of
@@ -94,10 +94,6 @@ def _ts_parser(conn: Connection) -> Callable[[datetime | str], datetime]:
     return _ts_from_text if conn.dialect.name == "sqlite" else utc  # type: ignore[return-value]
 
 
-def _no_key(blob: bytes, aad: bytes) -> bytes:
-    raise AssertionError("no cipher chosen")  # unreachable: set on a subject's first row
-
-
 class StoredEvent(NamedTuple):
     """A decrypted event: item, kind, time (a named tuple: bulk reads make millions)."""
 
@@ -114,6 +110,28 @@ class StoredItem:
     title: str
     categories: tuple[str, ...]
     attributes: dict[str, object]
+
+
+_INDEX_UPSERT: dict[str, str] = {}
+
+
+def _index_upsert_sql(conn: Connection) -> str:
+    """The blind index's upsert (subject_id, name, digest), rendered once per dialect."""
+    sql = _INDEX_UPSERT.get(conn.dialect.name)
+    if sql is None:
+        keys = ["subject_id", "name"]
+        stmt = (
+            postgresql.insert(_index)
+            if conn.dialect.name == "postgresql"
+            else sqlite.insert(_index)
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={"digest": stmt.excluded.digest}
+        )
+        sql, order = driver_sql(stmt, conn.dialect)
+        assert order == ("subject_id", "name", "digest"), order
+        _INDEX_UPSERT[conn.dialect.name] = sql
+    return sql
 
 
 def upsert(conn: Connection, table: Table, rows: list[dict[str, object]], keys: list[str]) -> None:
@@ -147,61 +165,74 @@ class Profiles:
             self._index_keys[name] = key
         return key
 
-    def digest(self, name: str, value: object) -> bytes:
-        """The blind index of a searchable field's value."""
-        return blind_index(self.index_key(name), json.dumps(value))
+    def digest(self, name: str, value: object, text: str | None = None) -> bytes:
+        """The blind index of a searchable field's value (`text`: its JSON, if at hand)."""
+        return blind_index(self.index_key(name), json.dumps(value) if text is None else text)
 
     def put(self, conn: Connection, subject: SubjectRef, values: Mapping[str, object]) -> None:
         """Validate and write fields (None deletes a field) and their blind indexes."""
         self.put_many(conn, [(subject, values)])
 
     def put_many(
-        self, conn: Connection, batch: Sequence[tuple[SubjectRef, Mapping[str, object]]]
+        self,
+        conn: Connection,
+        batch: Sequence[tuple[SubjectRef, Mapping[str, object]]],
+        *,
+        checked: bool = False,
     ) -> None:
-        """Validate and write the fields of many subjects, a few statements for the batch."""
-        for _, values in batch:
-            self.schema.check(values)
+        """Validate and write the fields of many subjects, a few statements for the batch.
+
+        `checked` says the caller validated every mapping with `schema.check` already.
+        """
+        if not checked:
+            for _, values in batch:
+                self.schema.check(values)
         stamp = now()
         rows: list[dict[str, object]] = []
-        index: list[dict[str, object]] = []
+        index: list[tuple[int, str, bytes]] = []
         keyed = self._subjects.ciphers_of(s for s, _ in batch)
+        specs = self.schema.fields
+        dumps = json.dumps
+        nonces = fresh_nonces(sum(len(values) for _, values in batch))
+        at = 0
         for subject, values in batch:
-            gone = [n for n, v in values.items() if v is None]
-            if gone:
+            if None in values.values():
+                gone = [n for n, v in values.items() if v is None]
                 for table in (_profile, _index):
                     conn.execute(
                         delete(table).where(
                             (table.c.subject_id == subject.id) & table.c.name.in_(gone)
                         )
                     )
-            cipher = (
-                keyed[subject.id]
-                if subject.id in keyed
-                else self._subjects.cipher(conn, subject)  # raises: the key is gone
-            )
+            cipher = keyed.get(subject.id)
+            if cipher is None:
+                cipher = self._subjects.cipher(conn, subject)  # raises: the key is gone
+            encrypt = cipher.encrypt_drawn
             prefix = associated_data(subject.ref, "profile_field", "")
             for name, value in values.items():
                 if value is None:
                     continue
+                spec = specs[name]
+                text = dumps(value)
+                nonce = nonces[at : at + 12]
+                at += 12
                 rows.append(
                     {
                         "subject_id": subject.id,
                         "name": name,
-                        "category": self.schema.fields[name].category,
-                        "ciphertext": cipher.encrypt(
-                            json.dumps(value).encode(), prefix + name.encode()
-                        ),
+                        "category": spec.category,
+                        "ciphertext": encrypt(nonce, text.encode(), prefix + name.encode()),
                         "updated_at": stamp,
                     }
                 )
-                if self.schema.fields[name].searchable:
-                    index.append(
-                        {"subject_id": subject.id, "name": name, "digest": self.digest(name, value)}
-                    )
+                if spec.searchable:
+                    index.append((subject.id, name, self.digest(name, value, text)))
         for start in range(0, len(rows), 2000):
             upsert(conn, _profile, rows[start : start + 2000], ["subject_id", "name"])
-        for start in range(0, len(index), 2000):
-            upsert(conn, _index, index[start : start + 2000], ["subject_id", "name"])
+        if index:
+            # Blind-index rows (tactful's own, no plaintext counterpart): the driver's
+            # executemany of one prebuilt upsert, without SQLAlchemy's per-row processing.
+            conn.exec_driver_sql(_index_upsert_sql(conn), index)
 
     def get(
         self,
@@ -297,6 +328,7 @@ class Profiles:
             )
         return out
 
+
 def check_event(item: object, kind: object) -> None:
     """Validate an event's item id and kind (the values are never echoed)."""
     if not isinstance(item, str) or not item or len(item) > MAX_ITEM_ID:
@@ -367,7 +399,7 @@ class Events:
         # the random row ids (bound into the AAD) are drawn in one call per page.
         stamp = now()
         category = self.category
-        prefixes: dict[int, tuple[Callable[[bytes, bytes], bytes], bytes]] = {}
+        prefixes: dict[int, tuple[Callable[[bytes, bytes, bytes], bytes], bytes]] = {}
         n = 0
         page: list[tuple[SubjectRef, str, str, datetime | None]] = []
         for event in events:
@@ -384,22 +416,24 @@ class Events:
         conn: Connection,
         page: list[tuple[SubjectRef, str, str, datetime | None]],
         ciphers: Mapping[int, FieldCipher],
-        prefixes: dict[int, tuple[Callable[[bytes, bytes], bytes], bytes]],
+        prefixes: dict[int, tuple[Callable[[bytes, bytes, bytes], bytes], bytes]],
         stamp: datetime,
         category: str,
     ) -> int:
         ids = os.urandom(16 * len(page)).hex()
+        nonces = fresh_nonces(len(page))
         out: list[dict[str, object]] = []
         append = out.append
         for i, (subject, item, kind, ts) in enumerate(page):
             keyed = prefixes.get(subject.id)
             if keyed is None:
                 keyed = prefixes[subject.id] = (
-                    ciphers[subject.id].encrypt,
+                    ciphers[subject.id].encrypt_drawn,
                     associated_data(subject.ref, "event", ""),
                 )
             encrypt, prefix = keyed
             event_id = ids[32 * i : 32 * i + 32]
+            raw = item.encode()  # the payload, format 2 (see encode_event)
             append(
                 {
                     "id": event_id,
@@ -407,7 +441,8 @@ class Events:
                     "category": category,
                     "ts": ts.astimezone(UTC) if ts is not None else stamp,
                     "ciphertext": encrypt(
-                        encode_event(item, kind),
+                        nonces[12 * i : 12 * i + 12],
+                        b"\x02" + len(raw).to_bytes(2, "big") + raw + kind.encode(),
                         prefix + event_id.encode(),
                     ),
                 }
@@ -468,22 +503,40 @@ class Events:
                 .order_by(_event.c.subject_id, _event.c.ts, _event.c.id)
             )
             current: int | None = None
-            bucket: list[StoredEvent] = []
-            decrypt: Callable[[bytes, bytes], bytes] = _no_key
-            prefix = b""
+            group: list[Any] = []  # rows (subject_id, id, ts, ciphertext) of one subject
             for rows in result.partitions(1000):
-                for sid, event_id, ts, blob in rows:
-                    if sid != current:
-                        if current is not None:
-                            yield current, bucket
-                        current, bucket = sid, []
-                        ref, cipher = keyed[sid]
-                        decrypt = cipher.decrypt
-                        prefix = associated_data(ref, "event", "")
-                    item, kind = decode_event(decrypt(blob, prefix + event_id.encode()))
-                    bucket.append(StoredEvent(item, kind, parse(ts)))
-            if current is not None:
-                yield current, bucket
+                for row in rows:
+                    if row[0] != current:
+                        if group:
+                            yield group[0][0], self._open_group(keyed, group, parse)
+                        current, group = row[0], []
+                    group.append(row)
+            if group:
+                yield group[0][0], self._open_group(keyed, group, parse)
+
+    @staticmethod
+    def _open_group(
+        keyed: Mapping[int, tuple[str, FieldCipher]],
+        group: list[Any],
+        parse: Callable[[Any], datetime],
+    ) -> list[StoredEvent]:
+        # One subject's events of a bulk read: decrypted in one call, format 2 decoded inline.
+        ref, cipher = keyed[group[0][0]]
+        prefix = associated_data(ref, "event", "")
+        payloads = cipher.decrypt_many(
+            [r[3] for r in group], [prefix + r[1].encode() for r in group]
+        )
+        out: list[StoredEvent] = []
+        append = out.append
+        for payload, row in zip(payloads, group, strict=True):
+            if payload[0] == 2:  # format 2, as decode_event reads it
+                end = 3 + ((payload[1] << 8) | payload[2])
+                append(StoredEvent(payload[3:end].decode(), payload[end:].decode(), parse(row[2])))
+            else:
+                item, kind = decode_event(payload)
+                append(StoredEvent(item, kind, parse(row[2])))
+        return out
+
 
 class Catalog:
     """The item catalog (not personal data)."""

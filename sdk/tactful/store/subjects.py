@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from tactful.crypto import FieldCipher, KeyRing, associated_data, pseudonym
+from tactful.crypto import FieldCipher, KeyRing, Pseudonyms, associated_data, fresh_nonces
 from tactful.errors import SubjectNotFound, ValidationError
 from tactful.store.engine import insert_ignore, now
 from tactful.store.keystore import KeyStore
 from tactful.store.tables import Subject, table_of
 
 MAX_USER_ID = 256
-CIPHER_CACHE = 4096
+CIPHER_CACHE = 4096  # unwrapped DEKs kept per process by default (TACTFUL_DEK_CACHE)
 
 _subject = table_of(Subject)
 _FIND = select(
@@ -63,10 +63,14 @@ class Subjects:
     Data keys live in the separate key store, under the subject's random alias as key id.
     """
 
-    def __init__(self, keystore: KeyStore, store_id: str) -> None:
+    def __init__(
+        self, keystore: KeyStore, store_id: str, *, cache_size: int = CIPHER_CACHE
+    ) -> None:
         self.keystore = keystore
         self.store_id = store_id
+        self.cache_size = cache_size
         self._ciphers: OrderedDict[int, FieldCipher] = OrderedDict()
+        self._pseudonyms = (b"", Pseudonyms(b""))
 
     @property
     def keys(self) -> KeyRing:
@@ -75,7 +79,14 @@ class Subjects:
 
     def pseudonym(self, user_id: str) -> str:
         """The stored pseudonym of an app user id."""
-        return pseudonym(self.keys.pseudonym_key, check_user_id(user_id))
+        return self._pseudonym()(check_user_id(user_id))
+
+    def _pseudonym(self) -> Pseudonyms:
+        # The HMAC state under the pseudonym key, rebuilt if the key ring brings another key.
+        key = self.keys.pseudonym_key
+        if self._pseudonyms[0] != key:
+            self._pseudonyms = (key, Pseudonyms(key))
+        return self._pseudonyms[1]
 
     def find(self, conn: Connection, user_id: str) -> SubjectRef | None:
         """The live subject of this user id, or None."""
@@ -124,8 +135,8 @@ class Subjects:
 
     def resolve_many(self, conn: Connection, users: Iterable[str]) -> dict[str, SubjectRef]:
         """The subjects of many user ids, creating those that have none (bulk ingestion)."""
-        key = self.keys.pseudonym_key
-        refs = {u: pseudonym(key, check_user_id(u)) for u in dict.fromkeys(users)}
+        make = self._pseudonym()
+        refs = {u: make(check_user_id(u)) for u in dict.fromkeys(users)}
         out: dict[str, SubjectRef] = {}
         by_ref = {r: u for u, r in refs.items()}
         ref_list = list(by_ref)
@@ -151,13 +162,14 @@ class Subjects:
         out: dict[str, SubjectRef] = {}
         if refs is None:
             refs = {u: self.pseudonym(u) for u in users}
-        new = {u: secrets.token_hex(16) for u in users}
+        drawn = os.urandom(16 * len(users)).hex()  # the random aliases, in one call
+        new = {u: drawn[32 * i : 32 * i + 32] for i, u in enumerate(users)}
         deks = self.keystore.create(self.store_id, list(new.values()))
         stamp = now()
         rows: list[dict[str, object]] = []
         ciphers = {alias: FieldCipher(dek) for alias, dek in deks.items()}
-        for user, alias in new.items():
-            cipher = ciphers[alias]
+        nonces = fresh_nonces(len(new))
+        for i, (user, alias) in enumerate(new.items()):
             rows.append(
                 {
                     "ref": refs[user],
@@ -165,8 +177,10 @@ class Subjects:
                     "status": "active",
                     "jurisdiction": users[user],
                     "created_at": stamp,
-                    "user_id_ct": cipher.encrypt(
-                        user.encode("utf-8"), associated_data(refs[user], "subject", "user_id")
+                    "user_id_ct": ciphers[alias].encrypt_drawn(
+                        nonces[12 * i : 12 * i + 12],
+                        user.encode("utf-8"),
+                        associated_data(refs[user], "subject", "user_id"),
                     ),
                 }
             )
@@ -324,8 +338,10 @@ class Subjects:
         self._ciphers.clear()
 
     def _remember(self, subject_id: int, cipher: FieldCipher) -> FieldCipher:
-        self._ciphers[subject_id] = cipher
-        self._ciphers.move_to_end(subject_id)
-        while len(self._ciphers) > CIPHER_CACHE:
-            self._ciphers.popitem(last=False)
+        ciphers = self._ciphers
+        if subject_id in ciphers:
+            ciphers.move_to_end(subject_id)
+        ciphers[subject_id] = cipher
+        while len(ciphers) > self.cache_size:
+            ciphers.popitem(last=False)
         return cipher
