@@ -133,6 +133,8 @@ def test_event_copied_to_another_row_or_user_fails(tf: Tactful, other_user: bool
     )
     with pytest.raises(IntegrityError):
         _read_all(tf, victim)()
+    with tf._store.begin() as conn, pytest.raises(IntegrityError):  # the bulk training read
+        list(tf._store.events.bundles(conn, [victim_id]))
 
 
 @SLOW

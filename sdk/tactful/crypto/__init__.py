@@ -3,6 +3,7 @@
 from tactful.crypto.cipher import (
     FieldCipher,
     Pseudonyms,
+    aad_prefix,
     associated_data,
     blind_index,
     fresh_nonces,
@@ -32,6 +33,7 @@ __all__ = [
     "KeyProvider",
     "KeyRing",
     "Pseudonyms",
+    "aad_prefix",
     "associated_data",
     "blind_index",
     "checkpoint_mac",

@@ -34,6 +34,11 @@ def associated_data(subject_ref: str, table: str, field: str) -> bytes:
     return _AAD + f"{subject_ref}|{table}|{field}".encode()
 
 
+def aad_prefix(subject_ref: str, table: str) -> bytes:
+    """`associated_data(subject_ref, table, "")`: append a field or row id's bytes to it."""
+    return _AAD + f"{subject_ref}|{table}|".encode()
+
+
 class FieldCipher:
     """Encrypts and decrypts one subject's values under that subject's data key."""
 

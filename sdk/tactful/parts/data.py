@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from tactful.errors import ValidationError
 from tactful.parts.base import Part
 
 
@@ -80,14 +79,13 @@ class EventsAPI(Part):
         """
         store = self._store
         batch = list(events)
-        for row in batch:
-            if not isinstance(row, tuple) or len(row) != 4:
-                raise ValidationError("each event must be a (user, item, kind, ts) tuple")
-        store.events.check_all([(item, kind, ts) for _, item, kind, ts in batch])
+        store.events.check_rows(batch)
         with store.begin() as conn:
-            subjects = store.subjects.resolve_many(conn, (u for u, _, _, _ in batch))
+            subjects = store.subjects.resolve_many(conn, [row[0] for row in batch])
             n = store.events.record_rows(
-                conn, ((subjects[u], item, kind, ts) for u, item, kind, ts in batch)
+                conn,
+                [(subjects[u], item, kind, ts) for u, item, kind, ts in batch],
+                subjects.values(),
             )
         self._tf._models.mark_dirty()
         return n

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tactful.crypto import FieldCipher, associated_data, blind_index, fresh_nonces
+from tactful.crypto import FieldCipher, aad_prefix, associated_data, blind_index, fresh_nonces
 from tactful.errors import IntegrityError, ValidationError
 from tactful.store.engine import driver_sql, now, utc
 from tactful.store.schema import ProfileSchema, category_allowed
@@ -377,14 +377,34 @@ class Events:
             conn, ((subject, item, kind, ts) for item, kind, ts in batch), {subject.id: cipher}
         )
 
+    @staticmethod
+    def check_rows(batch: Sequence[tuple[str, str, str, datetime | None]]) -> None:
+        """Validate a batch of (user, item, kind, ts) events (the user ids are checked when
+        their subjects are resolved)."""
+        for row in batch:
+            if not isinstance(row, tuple) or len(row) != 4:
+                raise ValidationError("each event must be a (user, item, kind, ts) tuple")
+            _, item, kind, ts = row
+            check_event(item, kind)
+            if ts is not None and (not isinstance(ts, datetime) or ts.tzinfo is None):
+                raise ValidationError("event time must be timezone-aware (e.g. datetime.now(UTC))")
+
     def record_rows(
-        self, conn: Connection, rows: Iterable[tuple[SubjectRef, str, str, datetime | None]]
+        self,
+        conn: Connection,
+        rows: Iterable[tuple[SubjectRef, str, str, datetime | None]],
+        subjects: Iterable[SubjectRef] | None = None,
     ) -> int:
-        """Encrypt and insert validated events of many subjects (bulk ingestion)."""
-        batch = list(rows)
-        subjects = {r[0].id: r[0] for r in batch}
-        ciphers = self._subjects.ciphers_of(subjects.values())
-        for sid, subject in subjects.items():
+        """Encrypt and insert validated events of many subjects (bulk ingestion).
+
+        `subjects` may list the batch's subjects when the caller has them at hand.
+        """
+        batch = rows if isinstance(rows, list) else list(rows)
+        if subjects is None:
+            subjects = {r[0].id: r[0] for r in batch}.values()
+        by_id = {s.id: s for s in subjects}
+        ciphers = self._subjects.ciphers_of(by_id.values())
+        for sid, subject in by_id.items():
             if sid not in ciphers:
                 self._subjects.cipher(conn, subject)  # raises: this subject's key is gone
         return self._insert(conn, batch, ciphers)
@@ -429,7 +449,7 @@ class Events:
             if keyed is None:
                 keyed = prefixes[subject.id] = (
                     ciphers[subject.id].encrypt_drawn,
-                    associated_data(subject.ref, "event", ""),
+                    aad_prefix(subject.ref, "event"),
                 )
             encrypt, prefix = keyed
             event_id = ids[32 * i : 32 * i + 32]

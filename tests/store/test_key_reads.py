@@ -1,0 +1,127 @@
+"""The per-user key path: key reads on the key store's own connections, the DEK cache's size,
+subject aliases (the keys' ids), and the random nonces of bulk writes."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from tactful import ConfigurationError, SubjectNotFound, Tactful
+from tactful.config import DEK_CACHE
+from tactful.store.subjects import CIPHER_CACHE, new_aliases
+from tests.conftest import POLICIES, _pg_admin_url
+
+
+def _alias(tf: Tactful, user: str) -> str:
+    with tf._store.begin() as conn:
+        return tf._store.subjects.get(conn, user).alias
+
+
+@pytest.mark.parametrize(
+    "keystore", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_an_erasure_in_another_process_reaches_key_reads_at_once(
+    db_url: str, tmp_path: Path, keystore: str, request: pytest.FixtureRequest
+) -> None:
+    ks = None if keystore == "sqlite" else request.getfixturevalue("pg_keystore_url")
+    key = tmp_path / "master.key"
+    with (
+        Tactful.open(db_url=db_url, key_file=key, policies=POLICIES, keystore_url=ks) as reader,
+        Tactful.open(db_url=db_url, key_file=key, policies=POLICIES, keystore_url=ks) as other,
+    ):
+        reader.profiles.put_many({"ann": {"country": "DE"}, "bob": {"country": "FR"}})
+        alias = _alias(reader, "ann")
+        store = reader._store
+        assert set(store.keystore.unwrap(store.store_id, [alias])) == {alias}  # connection kept
+        other.rights.erase("ann")
+        assert store.keystore.unwrap(store.store_id, [alias]) == {}
+        assert store.keystore.unwrap(store.store_id, [alias, _alias(reader, "bob")]).keys() == {
+            _alias(reader, "bob")
+        }
+        reader._store.subjects.clear_cache()
+        with pytest.raises(SubjectNotFound):
+            reader.profiles.get("ann")
+        assert reader.profiles.get("bob") == {"country": "FR"}
+
+
+@pytest.mark.postgres
+def test_a_broken_key_read_connection_is_replaced(
+    pg_schema_url: str, pg_keystore_url: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    with Tactful.open(
+        db_url=pg_schema_url,
+        key_file=tmp_path / "master.key",
+        policies=POLICIES,
+        keystore_url=pg_keystore_url,
+    ) as tf:
+        tf.profiles.put("ann", {"country": "DE"})
+        tf._store.subjects.clear_cache()
+        assert tf.profiles.get("ann") == {"country": "DE"}
+        (reader,) = tf._store.keystore._readers
+        with psycopg.connect(_pg_admin_url(), autocommit=True) as admin:  # a server restart
+            admin.execute("SELECT pg_terminate_backend(%s)", [reader.info.backend_pid])
+        tf._store.subjects.clear_cache()
+        assert tf.profiles.get("ann") == {"country": "DE"}
+
+
+def test_the_dek_cache_holds_at_most_its_size(db_url: str, tmp_path: Path) -> None:
+    assert DEK_CACHE == CIPHER_CACHE == 4096  # Tactful.open's default is the store's
+    with Tactful.open(
+        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=2
+    ) as tf:
+        tf.profiles.put_many({u: {"country": "DE"} for u in ("a", "b", "c")})
+        tf._store.subjects.clear_cache()
+        for user in ("a", "b", "c", "a"):
+            assert tf.profiles.get(user) == {"country": "DE"}
+            assert len(tf._store.subjects._ciphers) <= 2
+        with tf._store.begin() as conn:
+            cached = set(tf._store.subjects._ciphers)
+            assert cached == {tf._store.subjects.get(conn, u).id for u in ("c", "a")}
+
+
+def test_dek_cache_size_comes_from_the_environment_and_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = {"db_url": f"sqlite:///{tmp_path / 't.db'}", "key_file": tmp_path / "k"}
+    monkeypatch.setenv("TACTFUL_DEK_CACHE", "0")
+    with Tactful.open(**args, policies=POLICIES) as tf:  # type: ignore[arg-type]
+        assert tf._store.subjects.cache_size == 0
+        tf.profiles.put("a", {"country": "DE"})
+        assert tf.profiles.get("a") == {"country": "DE"}  # no cache: unwrapped on every read
+        assert not tf._store.subjects._ciphers
+    for bad in ("lots", "-1"):
+        monkeypatch.setenv("TACTFUL_DEK_CACHE", bad)
+        with pytest.raises(ConfigurationError, match="TACTFUL_DEK_CACHE"):
+            Tactful.open(**args, policies=POLICIES)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="whole number of data keys"):
+        Tactful.open(**args, policies=POLICIES, dek_cache=-5)  # type: ignore[arg-type]
+
+
+def test_aliases_are_unguessable_unique_and_ordered_by_creation() -> None:
+    first = new_aliases(1000)
+    time.sleep(0.002)
+    later = new_aliases(1000)
+    assert all(re.fullmatch("[0-9a-f]{32}", a) for a in first + later)
+    assert len(set(first + later)) == 2000
+    assert max(first) < min(later)
+    assert len({a[12:] for a in first}) == 1000  # 80 random bits after the time
+
+
+def test_every_value_of_a_bulk_write_has_its_own_nonce(tf: Tactful) -> None:
+    tf.profiles.put_many({f"u{i}": {"country": "DE", "email": f"u{i}@x.org"} for i in range(50)})
+    tf.events.record_batch([(f"u{i % 50}", f"i{i}", "view", None) for i in range(300)])
+    with tf._store.begin() as conn:
+        blobs = [
+            bytes(r[0])
+            for table in ("profile_field", "event")
+            for r in conn.execute(text(f"SELECT ciphertext FROM {table}"))
+        ]
+        blobs += [bytes(r[0]) for r in conn.execute(text("SELECT user_id_ct FROM subject"))]
+    assert len(blobs) == 100 + 300 + 50
+    assert len({b[:12] for b in blobs}) == len(blobs)
