@@ -40,16 +40,19 @@ class ProfilesAPI(Part):
         store = self._store
         for values in profiles.values():
             store.profiles.schema.check(values)
+        searchable = {n for n, f in store.profiles.schema.fields.items() if f.searchable}
         with store.begin() as conn:
             subjects = store.subjects.resolve_many(conn, profiles)
-            fields = store.profiles.schema.fields
+            names: set[str] = set()
             for user, values in profiles.items():
-                if any(n in fields and fields[n].searchable for n in values):
-                    store.subjects.remember_user_id(conn, subjects[user], user)
+                names.update(values)
+                subject = subjects[user]
+                if subject.needs_user_id and not searchable.isdisjoint(values):
+                    store.subjects.remember_user_id(conn, subject, user)
             store.profiles.put_many(
                 conn, [(subjects[u], v) for u, v in profiles.items()], checked=True
             )
-            self._tf._models.age_fields_written(conn, {n for v in profiles.values() for n in v})
+            self._tf._models.age_fields_written(conn, names)
         return len(profiles)
 
     def find(self, field: str, value: object) -> list[str]:
