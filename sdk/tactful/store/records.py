@@ -255,15 +255,18 @@ class Profiles:
                 .where((_profile.c.subject_id == subject.id) & _profile.c.name.in_(list(fields)))
                 .order_by(_profile.c.name)
             ).all()
-        wanted = [r for r in rows if categories is None or category_allowed(r.category, categories)]
+        wanted = (
+            rows
+            if categories is None
+            else [r for r in rows if category_allowed(r.category, categories)]
+        )
         if not wanted:
             return {}
-        cipher = self._subjects.cipher(conn, subject)
+        decrypt = self._subjects.cipher(conn, subject).decrypt
+        prefix = aad_prefix(subject.ref, "profile_field")
+        loads = json.loads
         return {
-            r.name: json.loads(
-                cipher.decrypt(r.ciphertext, associated_data(subject.ref, "profile_field", r.name))
-            )
-            for r in wanted
+            name: loads(decrypt(blob, prefix + name.encode()).decode()) for name, _, blob in wanted
         }
 
     def find(self, conn: Connection, name: str, value: object) -> list[int]:
