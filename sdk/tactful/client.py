@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -30,6 +31,7 @@ from tactful.parts.operations import AuditAPI, KeysAPI, RetentionAPI
 from tactful.parts.policy import PolicyAPI
 from tactful.parts.rights import RightsAPI
 from tactful.policy import CompiledPolicy, Decision, Gate, PolicyPack, explain, load_pack
+from tactful.policy.cache import CachedSubject
 from tactful.recommend import (
     Interaction,
     MinimizedView,
@@ -174,24 +176,26 @@ class Tactful:
         """
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
             raise ValidationError(f"k must be an integer from 1 to {MAX_K}")
-        self._models.ensure_fresh()
-        store = self._store
-        with store.begin() as conn:
-            subject = store.subjects.find(conn, user)
-            decision, settings = self._gate.decide(conn, subject, purpose, context)
+        store, gate = self._store, self._gate
+        # Reading: one snapshot, no write lock. The probe (one statement) finds the subject,
+        # tells whether the gate's cached state of it still holds, and gives the model epoch.
+        with store.read() as conn:
+            probe = store.probe(conn, user)
+            self._models.ensure_fresh(probe.epoch)
+            entry = gate.cached(conn, probe)
+            subject = probe.subject
+            decision, settings = gate.decide_for(entry, purpose, context)
             arm = None if experiment is None else self.experiments._arm(conn, subject, experiment)
             used: frozenset[str] = frozenset()
             scored: list[ScoredItem] = []
             recommender = "none"
             segments: Evaluation | None = None
-            if decision.outcome == "personalized" and subject is not None:
+            if decision.outcome == "personalized" and entry is not None:
                 # The request context is the app's, given for this call and never stored; the
                 # view gets only the fields the decision allows (context.yaml categories).
-                view = self._view(conn, subject, decision, context or {})
+                view = self._view(conn, entry, decision, context or {})
                 # Segments are evaluated by the gate on the minimized view only.
-                segments = self._gate.evaluate_segments(
-                    conn, subject, decision, view, settings, self._models.items_in
-                )
+                segments = gate.evaluate_segments(decision, view, settings, self._models.items_in)
                 if segments is not None:
                     view = dataclasses.replace(view, segments=frozenset(segments.matched))
                 used = view.categories_read
@@ -212,8 +216,6 @@ class Tactful:
                 )
                 scored = rerank(pool, k, level, hybrid.catalog, view.history, explore)
                 recommender = hybrid.name
-                if arm is not None:
-                    self.experiments._expose(conn, subject, arm[0])
             elif decision.outcome == "non_personalized":
                 exclude = self._models.excluded(
                     decision.exclude_item_categories | frozenset(settings.excluded_topics)
@@ -225,19 +227,32 @@ class Tactful:
                 elif not decision.dp_aggregate:  # no DP list yet: in-process popularity
                     scored = self._models.popularity.recommend(MinimizedView(), k, exclude)
                     recommender = self._models.popularity.name
-            if segments is None and subject is not None:
-                self._gate.drop_segments(conn, subject, purpose)
-            self._gate.record(
-                conn,
-                subject,
-                decision,
-                categories_used=used,
-                recommender=recommender,
-                items=len(scored),
-                signals=[s.signal for s in scored],
-                segments=segments,
-                experiment=None if arm is None else arm[0].model_dump(),
-            )
+            restate = entry is not None and gate.segments_changed(conn, entry, purpose, segments)
+        # Writing, only when something changed: the memberships (a segment left or joined,
+        # or the call was not personalized) and the experiment exposure, in one transaction
+        # with the decision record. Otherwise the record is queued for the audit log's next
+        # group commit (docs/architecture.md, "Audit log").
+        exposed = arm is not None and decision.outcome == "personalized" and subject is not None
+        record = functools.partial(
+            gate.record,
+            subject=subject,
+            decision=decision,
+            categories_used=used,
+            recommender=recommender,
+            items=len(scored),
+            signals=[s.signal for s in scored],
+            segments=segments,
+            experiment=None if arm is None else arm[0].model_dump(),
+        )
+        if restate or exposed:
+            with store.begin() as conn:
+                if restate and subject is not None:
+                    gate.store_segments(conn, subject, purpose, segments)
+                if exposed and arm is not None:
+                    self.experiments._expose(conn, subject, arm[0])
+                record(conn=conn)
+        else:
+            record(conn=None)
         return Recommendations(
             items=tuple(
                 RecommendedItem(
@@ -361,18 +376,29 @@ class Tactful:
     def _view(
         self,
         conn: Connection,
-        subject: SubjectRef,
+        entry: CachedSubject,
         decision: Decision,
         context: Mapping[str, str],
     ) -> MinimizedView:
-        store = self._store
-        fields = (
-            store.profiles.get(conn, subject, categories=decision.read) if decision.read else {}
-        )
+        """The minimized view of a personalized decision: only the categories it allows.
+
+        Profile fields (of those categories only) and the history are decrypted on the
+        subject's first call and kept in the gate's cache entry while it holds.
+        """
+        store, subject = self._store, entry.subject
+        fields: dict[str, object] = {}
+        if decision.read:
+            cached = entry.fields.get(decision.read)
+            if cached is None:
+                cached = store.profiles.get(conn, subject, categories=decision.read)
+                entry.fields[decision.read] = cached
+            fields = dict(cached)
         history: tuple[Interaction, ...] = ()
         cats = {store.profiles.schema.category(n) for n in fields}
         if category_allowed(store.events.category, decision.read):
-            history = interactions(store.events.read(conn, subject))
+            if entry.history is None:
+                entry.history = interactions(store.events.read(conn, subject))
+            history = entry.history
             if history:
                 cats.add(store.events.category)
         declared = self._gate.policy.pack.context.fields

@@ -97,10 +97,12 @@ class Models:
         """This process wrote events: refit before the next recommendation."""
         self._dirty = True
 
-    def ensure_fresh(self) -> None:
-        """Refit if this process's state is stale."""
-        with self._tf._store.begin() as conn:
-            epoch = self._read_epoch(conn)
+    def ensure_fresh(self, epoch: str | None = None) -> None:
+        """Refit if this process's state is stale; `epoch` is the store's model epoch if the
+        caller read it already (the gate's probe does), else it is read now."""
+        if epoch is None:
+            with self._tf._store.read() as conn:
+                epoch = self._read_epoch(conn)
         lapsed = self._lapse is not None and now() >= self._lapse
         if self._dirty or epoch != self._epoch or lapsed:
             self.fit()

@@ -74,13 +74,14 @@ class HybridRecommender:
         """The k best items of the blend, after the app's rules; none of `exclude`."""
         if k <= 0:
             return []
-        pool = max(self.pool, k)
+        active = [c for c in self.components if self.weight(c.name) != 0]
+        # One component and no rules: nothing to blend, so it is asked for the k items only
+        # (a pool is there for the blend and the rules to choose from).
+        pool = k if len(active) == 1 and not self.rules else max(self.pool, k)
         blended: dict[str, float] = {}
         best: dict[str, tuple[float, ScoredItem]] = {}
-        for c in self.components:
+        for c in active:
             w = self.weight(c.name)
-            if w == 0:
-                continue
             listed = [s for s in c.recommend(view, pool, exclude) if s.item not in exclude]
             top = max((s.score for s in listed), default=0.0)
             if top <= 0:
