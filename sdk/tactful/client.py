@@ -65,7 +65,11 @@ class Tactful:
     def __init__(self, store: Store, pack: PolicyPack) -> None:
         self._store = store
         self.pack = pack
-        self._audit = AuditLog(audit_key=store.subjects.keys.audit_key)
+        self._audit = AuditLog(
+            audit_key=store.subjects.keys.audit_key,
+            begin=store.begin,
+            batched=_config.audit_batched(),
+        )
         self._ledger = ConsentLedger(pack.purposes, pack.meta.controller.model_dump())
         self._settings = SettingsStore(store.subjects)
         self._signals = SignalMap.load(pack.directory, pack.purposes)
@@ -130,6 +134,7 @@ class Tactful:
             policies=policies,
             keystore_url=keystore_url,
         )
+        _config.audit_batched()  # a bad TACTFUL_AUDIT fails before anything is opened
         if cfg.is_sqlite or cfg.keystore_url.startswith("sqlite"):
             cfg.home.mkdir(parents=True, exist_ok=True)
         pack = load_pack(cfg.policies)
@@ -140,8 +145,11 @@ class Tactful:
         return cls(store, pack)
 
     def close(self) -> None:
-        """Release database connections."""
-        self._store.close()
+        """Write the queued decision records, then release database connections."""
+        try:
+            self._audit.close()
+        finally:
+            self._store.close()
 
     def __enter__(self) -> Tactful:
         return self

@@ -1,5 +1,5 @@
 """Where things live: TACTFUL_HOME, TACTFUL_DB_URL, TACTFUL_KEY_FILE, TACTFUL_KEYSTORE_URL,
-TACTFUL_POLICIES."""
+TACTFUL_POLICIES; and how decision records are written: TACTFUL_AUDIT."""
 
 from __future__ import annotations
 
@@ -81,3 +81,17 @@ def resolve(
         policies=Path(pol).expanduser() if pol else None,
         keystore_url=ks,
     )
+
+
+AUDIT_MODES = ("batched", "sync")
+
+
+def audit_batched() -> bool:
+    """TACTFUL_AUDIT: `batched` (default) group-commits decision records; `sync` writes each
+    one before its answer is returned (see docs/architecture.md, "Audit log")."""
+    mode = os.environ.get("TACTFUL_AUDIT", "batched").strip().lower() or "batched"
+    if mode not in AUDIT_MODES:
+        raise ConfigurationError(
+            f"TACTFUL_AUDIT must be one of {', '.join(AUDIT_MODES)}, not {mode!r}"
+        )
+    return mode == "batched"
