@@ -49,7 +49,6 @@ from tactful.settings import SettingsStore, pool_size
 from tactful.store import (
     Connection,
     Store,
-    SubjectRef,
     category_allowed,
 )
 

@@ -11,7 +11,6 @@ by the next call; the cache saves the reads and decryptions, never a check.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from typing import Any
 
 from tactful.policy.engine import CompiledPolicy, SubjectState
 from tactful.settings import Settings
-from tactful.store import SubjectRef
+from tactful.store import SubjectRef, now
 
 DEFAULT_CAPACITY = 4096
 DEFAULT_MAX_AGE = 30.0
@@ -32,7 +31,7 @@ class CachedSubject:
     subject: SubjectRef
     mark: tuple[object, ...]
     policy: CompiledPolicy
-    expires: float  # time.time() after which the entry is not used
+    expires: float  # the POSIX time after which the entry is not used
     state: SubjectState
     settings: Settings
     # Decrypted profile fields by the set of categories a decision allowed (only those read).
@@ -40,6 +39,11 @@ class CachedSubject:
     history: tuple[Any, ...] | None = None  # the interactions, once a decision allowed them
     # Segment ids stored per purpose (None until read): memberships are written on change only.
     held: dict[str, frozenset[str]] | None = None
+
+
+def clock() -> float:
+    """The POSIX time entries are read and expire by (the store's clock)."""
+    return now().timestamp()
 
 
 def expiry(read_at: float, max_age: float, consent_expiries: list[datetime]) -> float:
@@ -86,7 +90,7 @@ class SubjectCache:
                 entry.mark != mark
                 or entry.subject != subject
                 or entry.policy is not policy
-                or time.time() >= entry.expires
+                or clock() >= entry.expires
             ):
                 del self._entries[subject.id]
                 return None

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-import time
 from dataclasses import replace
 from datetime import datetime
 
 from tactful.audit import AuditLog
 from tactful.consent import AgeRules, ConsentLedger, Purpose
 from tactful.errors import ValidationError
-from tactful.policy.cache import CachedSubject, SubjectCache, expiry
+from tactful.policy.cache import CachedSubject, SubjectCache, clock, expiry
 from tactful.policy.engine import DEFAULT_DENY_TEXT, CompiledPolicy, Decision, SubjectState
 from tactful.policy.protections import protect
 from tactful.segments import CompiledSegments, Evaluation, Memberships, ViewLike
@@ -129,7 +128,7 @@ class Gate:
         policy = self.policy
         entry = self.cache.get(subject, probe.mark, policy)
         if entry is None:
-            read_at = time.time()
+            read_at = clock()
             state, settings, expiries = self._read_state(conn, subject)
             entry = CachedSubject(
                 subject,

@@ -5,9 +5,10 @@ profile fields, history) between calls and must know, on every call and across p
 whether any of it changed. Rather than a version counter every write would have to move
 (a row lock on the subject for each event written), the mark is read from the rows
 themselves, through the indexes they already have: the consent ledger's last record id (it is
-append-only), the update time of the settings and segment-membership rows, and for objections, profile fields and events
-their count and latest time. Any insert, update or delete through tactful moves one of them;
-see docs/architecture.md, "The gate's subject cache".
+append-only), the update time of the settings and segment-membership rows, and for
+objections, profile fields and events their count and latest time. Any insert, update or
+delete through tactful moves one of them; see docs/architecture.md, "The gate's subject
+cache".
 """
 
 from __future__ import annotations
