@@ -31,7 +31,7 @@ from tactful.parts.operations import AuditAPI, KeysAPI, RetentionAPI
 from tactful.parts.policy import PolicyAPI
 from tactful.parts.rights import RightsAPI
 from tactful.policy import CompiledPolicy, Decision, Gate, PolicyPack, explain, load_pack
-from tactful.policy.cache import CachedSubject
+from tactful.policy.cache import CachedSubject, SubjectCache
 from tactful.recommend import (
     Interaction,
     MinimizedView,
@@ -61,7 +61,7 @@ class Tactful:
     Open it with `Tactful.open()`; use it as a context manager or call `close()`.
     """
 
-    def __init__(self, store: Store, pack: PolicyPack) -> None:
+    def __init__(self, store: Store, pack: PolicyPack, *, subject_cache: int | None = None) -> None:
         self._store = store
         self.pack = pack
         self._audit = AuditLog(
@@ -81,6 +81,7 @@ class Tactful:
             self._age,
             objections=lambda conn, subject: self._rights.controls.objections(conn, subject),
             memberships=Memberships(store.subjects),
+            cache=SubjectCache(_config.subject_cache_size(subject_cache)),
         )
         self._rights = Rights(store, self._ledger, self._settings, self._audit, pack.purposes)
         self._models = Models(self)
@@ -117,6 +118,7 @@ class Tactful:
         home: str | os.PathLike[str] | None = None,
         key_provider: KeyProvider | None = None,
         keystore_url: str | None = None,
+        subject_cache: int | None = None,
     ) -> Tactful:
         """Open (creating on first use) a store; an older store's schema is upgraded.
 
@@ -125,6 +127,8 @@ class Tactful:
         database so that its backups become unreadable after an erasure). TACTFUL_DB_URL,
         TACTFUL_KEY_FILE, TACTFUL_KEYSTORE_URL and TACTFUL_POLICIES override. `key_provider`
         replaces the key file (e.g. `EnvKeyProvider()`, or your KMS's implementation).
+        `subject_cache` (or TACTFUL_SUBJECT_CACHE) is how many users' decoded state the gate
+        keeps between their calls (default 4,096; 0 turns it off): see docs/architecture.md.
         """
         cfg = _config.resolve(
             home=home,
@@ -134,6 +138,7 @@ class Tactful:
             keystore_url=keystore_url,
         )
         _config.audit_batched()  # a bad TACTFUL_AUDIT fails before anything is opened
+        cache_size = _config.subject_cache_size(subject_cache)
         if cfg.is_sqlite or cfg.keystore_url.startswith("sqlite"):
             cfg.home.mkdir(parents=True, exist_ok=True)
         pack = load_pack(cfg.policies)
@@ -141,7 +146,7 @@ class Tactful:
         if cfg.keystore_url.startswith("sqlite"):
             Path(cfg.keystore_url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
         store = Store(cfg.db_url, provider, pack.schema, keystore_url=cfg.keystore_url)
-        return cls(store, pack)
+        return cls(store, pack, subject_cache=cache_size)
 
     def close(self) -> None:
         """Write the queued decision records, then release database connections."""
@@ -260,10 +265,12 @@ class Tactful:
                 record(conn=conn)
         else:
             record(conn=None)
-        return Recommendations(
+        # Built without re-validation: every value is made here, with the types the model
+        # declares (scores converted, since an app's recommender may hand numpy floats).
+        return Recommendations.model_construct(
             items=tuple(
-                RecommendedItem(
-                    item=s.item, score=s.score, signal=s.signal, explanation=s.explanation
+                RecommendedItem.model_construct(
+                    item=s.item, score=float(s.score), signal=s.signal, explanation=s.explanation
                 )
                 for s in scored
             ),

@@ -1,5 +1,6 @@
 """Where things live: TACTFUL_HOME, TACTFUL_DB_URL, TACTFUL_KEY_FILE, TACTFUL_KEYSTORE_URL,
-TACTFUL_POLICIES; and how decision records are written: TACTFUL_AUDIT."""
+TACTFUL_POLICIES; how decision records are written: TACTFUL_AUDIT; the gate's subject cache:
+TACTFUL_SUBJECT_CACHE."""
 
 from __future__ import annotations
 
@@ -95,3 +96,24 @@ def audit_batched() -> bool:
             f"TACTFUL_AUDIT must be one of {', '.join(AUDIT_MODES)}, not {mode!r}"
         )
     return mode == "batched"
+
+
+DEFAULT_SUBJECT_CACHE = 4096
+
+
+def subject_cache_size(given: int | None = None) -> int:
+    """How many subjects the gate's cache holds: `given`, else TACTFUL_SUBJECT_CACHE, else
+    4,096; 0 turns it off (docs/architecture.md, "The gate's per-call path")."""
+    if given is None:
+        raw = os.environ.get("TACTFUL_SUBJECT_CACHE", "").strip()
+        if not raw:
+            return DEFAULT_SUBJECT_CACHE
+        try:
+            given = int(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"TACTFUL_SUBJECT_CACHE must be a whole number >= 0, not {raw!r}"
+            ) from None
+    if isinstance(given, bool) or not isinstance(given, int) or given < 0:
+        raise ConfigurationError(f"subject_cache must be a whole number >= 0, not {given!r}")
+    return given

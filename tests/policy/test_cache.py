@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
-from tactful import Recommendations, Tactful
+from tactful import ConfigurationError, Recommendations, Tactful
 from tactful.policy.cache import SubjectCache, expiry
 from tests.conftest import POLICIES, seed_small
 
@@ -171,3 +171,23 @@ def test_the_cache_is_bounded_and_can_be_turned_off(tf: Tactful) -> None:
     assert tf.recommend("u1").mode == "personalized"
     with pytest.raises(ValueError, match="capacity"):
         SubjectCache(capacity=-1)
+
+
+def test_an_erasure_here_drops_the_users_state_from_memory(tf: Tactful) -> None:
+    seed_small(tf)
+    tf.recommend("u1")
+    tf.recommend("u2")
+    assert len(tf._gate.cache) == 2
+    tf.rights.erase("u1")
+    assert len(tf._gate.cache) == 1, "u1's decrypted fields and history are gone"
+
+
+def test_the_cache_size_is_configurable(db_url: str, tmp_path: Path) -> None:
+    with Tactful.open(
+        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, subject_cache=0
+    ) as off:
+        seed_small(off)
+        assert off.recommend("u1").mode == "personalized"
+        assert len(off._gate.cache) == 0
+    with pytest.raises(ConfigurationError, match="subject_cache"):
+        Tactful.open(db_url=db_url, key_file=tmp_path / "k2", subject_cache=-1)
