@@ -264,7 +264,7 @@ def test_sync_mode_writes_each_decision_before_defer_returns(
 
 
 def test_defer_without_a_way_to_write_is_refused() -> None:
-    with pytest.raises(RuntimeError, match="begin=store.begin"):
+    with pytest.raises(RuntimeError, match=r"begin=store\.begin"):
         AuditLog().defer("decision", {})
     with pytest.raises(ValueError, match="max_pending"):
         AuditLog(max_pending=0)
