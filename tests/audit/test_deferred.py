@@ -264,7 +264,39 @@ def test_sync_mode_writes_each_decision_before_defer_returns(
 
 
 def test_defer_without_a_way_to_write_is_refused() -> None:
-    with pytest.raises(RuntimeError, match="begin=store.begin"):
+    with pytest.raises(RuntimeError, match=r"begin=store\.begin"):
         AuditLog().defer("decision", {})
     with pytest.raises(ValueError, match="max_pending"):
         AuditLog(max_pending=0)
+
+
+def test_count_and_records_include_the_queue(tf: Tactful) -> None:
+    audit = _log(tf)
+    for n in range(4):
+        audit.defer("decision", {"n": n})
+    with tf._store.begin() as conn:
+        assert audit.count(conn) == 4
+    audit.defer("decision", {"n": 4})
+    with tf._store.begin() as conn:
+        assert [r.payload["n"] for r in audit.records(conn, kind="decision")] == [0, 1, 2, 3, 4]
+    assert audit.pending == 0
+
+
+def test_a_decision_queued_before_an_erasure_precedes_it_and_links_to_nobody(
+    tf: Tactful,
+) -> None:
+    seed_small(tf)
+    with tf._store.begin() as conn:
+        alias = tf._store.subjects.get(conn, "u1").alias
+    tf._audit._queue.max_delay = 60.0
+    tf._audit.defer("decision", {"purpose": "personalization"}, alias=alias)
+    tf.rights.erase("u1")
+    kinds = [(k, p) for _, k, p in _rows(tf)]
+    mine = [k for k, _ in kinds if k in ("decision", "subject.erased")]
+    assert mine[-2:] == ["decision", "subject.erased"], "the erasure's append wrote it first"
+    with tf._store.engine.connect() as conn:
+        status = conn.execute(
+            text("SELECT ref, status FROM subject WHERE alias = :a"), {"a": alias}
+        ).one()
+    assert status.ref is None and status.status == "erased"
+    assert tf.audit.verify().ok
