@@ -243,7 +243,7 @@ class Tactful:
         # Writing, only when something changed: the memberships (a segment left or joined,
         # or the call was not personalized) and the experiment exposure, in one transaction
         # with the decision record. Otherwise the record is queued for the audit log's next
-        # group commit (docs/architecture.md, "Audit log").
+        # group commit (docs/architecture.md, "Audit group commit").
         exposed = arm is not None and decision.outcome == "personalized" and subject is not None
         record = functools.partial(
             gate.record,

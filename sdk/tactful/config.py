@@ -89,7 +89,7 @@ AUDIT_MODES = ("batched", "sync")
 
 def audit_batched() -> bool:
     """TACTFUL_AUDIT: `batched` (default) group-commits decision records; `sync` writes each
-    one before its answer is returned (see docs/architecture.md, "Audit log")."""
+    one before its answer is returned (see docs/architecture.md, "Audit group commit")."""
     mode = os.environ.get("TACTFUL_AUDIT", "batched").strip().lower() or "batched"
     if mode not in AUDIT_MODES:
         raise ConfigurationError(
