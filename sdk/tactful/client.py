@@ -206,15 +206,28 @@ class Tactful:
                 # The request context is the app's, given for this call and never stored; the
                 # view gets only the fields the decision allows (context.yaml categories).
                 view = self._view(conn, entry, decision, context or {})
-                # Segments are evaluated by the gate on the minimized view only.
-                segments = gate.evaluate_segments(decision, view, settings, self._models.items_in)
+                # Segments are evaluated by the gate on the minimized view only (once per
+                # cache entry, allowed categories, context and model fit).
+                models = self._models
+                key = (purpose, decision.read, tuple(sorted(view.context.items())), models.fits)
+                segments = entry.derived.get(key)
+                if segments is None:
+                    found = gate.evaluate_segments(decision, view, settings, models.items_in)
+                    segments = entry.remember(entry.derived, key, found)
                 if segments is not None:
                     view = dataclasses.replace(view, segments=frozenset(segments.matched))
                 used = view.categories_read
-                exclude = self._models.excluded(
-                    decision.exclude_item_categories | frozenset(settings.excluded_topics),
-                    seen=frozenset(i.item for i in view.history),
-                )
+                key = (decision.exclude_item_categories, models.fits)
+                exclude = entry.derived.get(key)
+                if exclude is None:
+                    exclude = entry.remember(
+                        entry.derived,
+                        key,
+                        models.excluded(
+                            decision.exclude_item_categories | frozenset(settings.excluded_topics),
+                            seen=frozenset(i.item for i in view.history),
+                        ),
+                    )
                 # The hybrid blends item-item, content, popularity and app-registered models
                 # and falls back for cold-start users; the user's discovery level (at least
                 # the policy's diversity floor) widens the pool and drives the MMR re-ranking.

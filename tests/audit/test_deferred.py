@@ -211,6 +211,7 @@ def test_a_batch_crossing_multiples_of_checkpoint_every_signs_each(tf: Tactful) 
 def test_readers_see_every_decision_this_process_deferred(tf: Tactful) -> None:
     seed_small(tf)
     tf.recommend("u1")
+    tf.audit.flush()  # _rows reads the table directly
     [(_, _, decision)] = [r for r in _rows(tf) if r[1] == "decision"]
     with tf._store.begin() as conn:
         alias = tf._store.subjects.get(conn, "u1").alias

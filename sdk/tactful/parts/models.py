@@ -81,6 +81,7 @@ class Models:
         # writes nothing and moves no epoch, so the fit itself must notice the moment.
         self._lapse: datetime | None = None
         self._category_items: dict[str, frozenset[str]] = {}
+        self.fits = 0  # how many fits this process made (what is derived from a fit keys on it)
 
     def bump(self, conn: Connection) -> None:
         """Move the store-wide epoch (inside the caller's transaction): others must refit."""
@@ -130,6 +131,7 @@ class Models:
                 for c in i.categories:
                     by_cat.setdefault(c, set()).add(i.item_id)
             self._category_items = {c: frozenset(v) for c, v in by_cat.items()}
+            self.fits += 1
             self._epoch, self._dirty, self._lapse = epoch, False, in_force.next_expiry
 
     def forget(

@@ -27,9 +27,9 @@ class AuditAPI(Part):
         """Write the queued decision records now; returns how many.
 
         `tf.recommend` queues its decision record for a group commit that follows within
-        0.2 s (docs/architecture.md, "Audit group commit"); reading the log through tactful writes the
-        queue first, so this is for code that reads the database by other means, or before
-        a backup.
+        0.2 s (docs/architecture.md, "Audit group commit"); reading the log through tactful
+        writes the queue first, so this is for code that reads the database by other means,
+        or before a backup.
         """
         return self._tf._audit.flush()
 

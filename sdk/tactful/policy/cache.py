@@ -22,6 +22,7 @@ from tactful.store import SubjectRef, now
 
 DEFAULT_CAPACITY = 4096
 DEFAULT_MAX_AGE = 30.0
+MEMO_LIMIT = 32
 
 
 @dataclass(slots=True)
@@ -39,6 +40,19 @@ class CachedSubject:
     history: tuple[Any, ...] | None = None  # the interactions, once a decision allowed them
     # Segment ids stored per purpose (None until read): memberships are written on change only.
     held: dict[str, frozenset[str]] | None = None
+    # What this state decides, per (purpose, context): a decision is a function of the
+    # policy, the state, the purpose and the context alone (no clock), so only its id is new
+    # per call. Bounded: an app passing ever-new context values cannot grow it.
+    decisions: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = field(default_factory=dict)
+    # Per-call results derived from this entry alone, by key (segments, exclusions).
+    derived: dict[object, Any] = field(default_factory=dict)
+
+    def remember(self, table: dict[Any, Any], key: object, value: Any) -> Any:
+        """Keep `value` under `key` in one of the entry's tables (cleared past MEMO_LIMIT)."""
+        if len(table) >= MEMO_LIMIT:
+            table.clear()
+        table[key] = value
+        return value
 
 
 def clock() -> float:

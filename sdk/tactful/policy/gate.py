@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -187,7 +188,14 @@ class Gate:
             defaults = Settings()
             state = SubjectState("unknown", frozenset(), defaults)
             return evaluate(policy, purpose, state, ctx), defaults
-        return evaluate(policy, purpose, entry.state, ctx), entry.settings
+        key = (purpose, tuple(sorted(ctx.items())))
+        known = entry.decisions.get(key)
+        if known is None:
+            known = entry.remember(
+                entry.decisions, key, evaluate(policy, purpose, entry.state, ctx)
+            )
+            return known, entry.settings
+        return replace(known, id=uuid.uuid4().hex), entry.settings
 
     @staticmethod
     def check(
