@@ -217,12 +217,12 @@ class Tactful:
                 if segments is not None:
                     view = dataclasses.replace(view, segments=frozenset(segments.matched))
                 used = view.categories_read
-                key = (decision.exclude_item_categories, models.fits)
-                exclude = entry.derived.get(key)
+                excluded_key = (decision.exclude_item_categories, models.fits)
+                exclude = entry.derived.get(excluded_key)
                 if exclude is None:
                     exclude = entry.remember(
                         entry.derived,
-                        key,
+                        excluded_key,
                         models.excluded(
                             decision.exclude_item_categories | frozenset(settings.excluded_topics),
                             seen=frozenset(i.item for i in view.history),
