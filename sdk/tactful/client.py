@@ -278,12 +278,10 @@ class Tactful:
                 record(conn=conn)
         else:
             record(conn=None)
-        # Built without re-validation: every value is made here, with the types the model
-        # declares (scores converted, since an app's recommender may hand numpy floats).
-        return Recommendations.model_construct(
+        return Recommendations(
             items=tuple(
-                RecommendedItem.model_construct(
-                    item=s.item, score=float(s.score), signal=s.signal, explanation=s.explanation
+                RecommendedItem(
+                    item=s.item, score=s.score, signal=s.signal, explanation=s.explanation
                 )
                 for s in scored
             ),
