@@ -19,7 +19,8 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {"item_item": 1.0, "content": 0.1, "popul
 class HybridRecommender:
     """Blends its components' lists with per-app weights; explains each item by its top signal.
 
-    Each component is asked for a pool of candidates; its scores are divided by its best
+    Each weighted component is asked for a pool of candidates (a lone component without rules
+    for just k); its scores are divided by its best
     score (so every signal is on a 0..1 scale) and summed with the component's weight
     (`weights[name]`, default 1.0 for a component not named there). The cold-start order
     falls out of which components can answer: with a history, collaborative + content +
