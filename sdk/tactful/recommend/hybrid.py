@@ -20,9 +20,9 @@ class HybridRecommender:
     """Blends its components' lists with per-app weights; explains each item by its top signal.
 
     Each weighted component is asked for a pool of candidates (a lone component without rules
-    for just k); its scores are divided by its best
-    score (so every signal is on a 0..1 scale) and summed with the component's weight
-    (`weights[name]`, default 1.0 for a component not named there). The cold-start order
+    for just k); its scores are divided by its best score (so every signal is on a 0..1
+    scale) and summed with the component's weight (`weights[name]`, default 1.0 for a
+    component not named there). The cold-start order
     falls out of which components can answer: with a history, collaborative + content +
     popularity; with only declared preferences, content + popularity; with nothing,
     popularity (trending when it decays). Then the app's rules apply. `learn`/`forget`
