@@ -358,8 +358,12 @@ class AuditLog:
         # rewrite made since the last checkpoint is never blessed: its checkpoint is then
         # missing, which `verify` reports.
         if self._key is not None:
+            known = 0 if head is None else int(head.seq)  # entries before this batch
             for at, digest, stamp in reached:
-                if self._unsigned_ok(conn, at, window=CHECKPOINT_EVERY):
+                # The batch's own entries were linked here from the head read under the lock:
+                # only the entries before it in the window are read back and checked.
+                before = CHECKPOINT_EVERY - (at - known)
+                if before <= 0 or self._unsigned_ok(conn, known, window=before):
                     self._sign(conn, at, digest, stamp)
         return seq
 
