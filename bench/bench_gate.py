@@ -34,7 +34,7 @@ from tactful import Tactful
 from tactful.policy import CompiledPolicy, Decision, SubjectState, evaluate, load_pack
 from tactful.recommend import ItemItemRecommender, MinimizedView, rerank
 from tactful.settings import Settings, pool_size
-from tactful.store import category_allowed
+from tactful.store import Connection, category_allowed
 
 REPO = Path(__file__).resolve().parents[1]
 ITEMS = 10_000
@@ -224,9 +224,9 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
     def part_view_hit() -> None:
         tf._view(None, entry, decision, ctx)  # type: ignore[arg-type]
 
-    def part_defer() -> None:
+    def part_record(conn: Connection | None) -> None:
         gate.record(
-            None,
+            conn,
             entry.subject,
             decision,
             categories_used=frozenset(),
@@ -235,17 +235,12 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
             signals=["item_item"] * K,
         )
 
+    def part_defer() -> None:
+        part_record(None)
+
     def part_append() -> None:
         with store.begin() as conn:
-            gate.record(
-                conn,
-                entry.subject,
-                decision,
-                categories_used=frozenset(),
-                recommender="item_item",
-                items=K,
-                signals=["item_item"] * K,
-            )
+            part_record(conn)
 
     parts = {
         "probe: one statement (subject, mark, epoch)": part_probe,

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from tactful import Tactful
+from tests.audit.workers import run_writers
 from tests.cli.test_cli import tactful
 from tests.conftest import POLICIES, REPO
 
@@ -52,16 +53,7 @@ def test_deferred_records_from_several_processes_form_one_chain_in_each_processs
     key_file = tmp_path / "master.key"
     with Tactful.open(db_url=db_url, key_file=key_file, policies=POLICIES) as tf:
         before = len(_entries(tf))
-    ctx = mp.get_context("spawn")
-    start = ctx.Barrier(WORKERS)
-    procs = [
-        ctx.Process(target=_work, args=(db_url, str(key_file), w, start)) for w in range(WORKERS)
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=600)
-    assert [p.exitcode for p in procs] == [0] * WORKERS
+    run_writers(_work, db_url, str(key_file), WORKERS)
 
     with Tactful.open(db_url=db_url, key_file=key_file, policies=POLICIES) as tf:
         verdict = tf.audit.verify()
