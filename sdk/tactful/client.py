@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -30,6 +31,7 @@ from tactful.parts.operations import AuditAPI, KeysAPI, RetentionAPI
 from tactful.parts.policy import PolicyAPI
 from tactful.parts.rights import RightsAPI
 from tactful.policy import CompiledPolicy, Decision, Gate, PolicyPack, explain, load_pack
+from tactful.policy.cache import CachedSubject, SubjectCache
 from tactful.recommend import (
     Interaction,
     MinimizedView,
@@ -47,7 +49,6 @@ from tactful.settings import SettingsStore, pool_size
 from tactful.store import (
     Connection,
     Store,
-    SubjectRef,
     category_allowed,
 )
 
@@ -60,10 +61,14 @@ class Tactful:
     Open it with `Tactful.open()`; use it as a context manager or call `close()`.
     """
 
-    def __init__(self, store: Store, pack: PolicyPack) -> None:
+    def __init__(self, store: Store, pack: PolicyPack, *, subject_cache: int | None = None) -> None:
         self._store = store
         self.pack = pack
-        self._audit = AuditLog(audit_key=store.subjects.keys.audit_key)
+        self._audit = AuditLog(
+            audit_key=store.subjects.keys.audit_key,
+            begin=store.begin,
+            batched=_config.audit_batched(),
+        )
         self._ledger = ConsentLedger(pack.purposes, pack.meta.controller.model_dump())
         self._settings = SettingsStore(store.subjects)
         self._signals = SignalMap.load(pack.directory, pack.purposes)
@@ -76,6 +81,7 @@ class Tactful:
             self._age,
             objections=lambda conn, subject: self._rights.controls.objections(conn, subject),
             memberships=Memberships(store.subjects),
+            cache=SubjectCache(_config.subject_cache_size(subject_cache)),
         )
         self._rights = Rights(store, self._ledger, self._settings, self._audit, pack.purposes)
         self._models = Models(self)
@@ -113,6 +119,7 @@ class Tactful:
         key_provider: KeyProvider | None = None,
         keystore_url: str | None = None,
         dek_cache: int | None = None,
+        subject_cache: int | None = None,
     ) -> Tactful:
         """Open (creating on first use) a store; an older store's schema is upgraded.
 
@@ -123,6 +130,8 @@ class Tactful:
         replaces the key file (e.g. `EnvKeyProvider()`, or your KMS's implementation).
         `dek_cache` (or TACTFUL_DEK_CACHE) is how many unwrapped data keys the process keeps
         (default 4,096; docs/architecture.md weighs memory and exposure against key-store reads).
+        `subject_cache` (or TACTFUL_SUBJECT_CACHE) is how many users' decoded state the gate
+        keeps between their calls (default 4,096; 0 turns it off): see docs/architecture.md.
         """
         cfg = _config.resolve(
             home=home,
@@ -132,6 +141,8 @@ class Tactful:
             keystore_url=keystore_url,
             dek_cache=dek_cache,
         )
+        _config.audit_batched()  # a bad TACTFUL_AUDIT fails before anything is opened
+        cache_size = _config.subject_cache_size(subject_cache)
         if cfg.is_sqlite or cfg.keystore_url.startswith("sqlite"):
             cfg.home.mkdir(parents=True, exist_ok=True)
         pack = load_pack(cfg.policies)
@@ -145,11 +156,14 @@ class Tactful:
             keystore_url=cfg.keystore_url,
             dek_cache=cfg.dek_cache,
         )
-        return cls(store, pack)
+        return cls(store, pack, subject_cache=cache_size)
 
     def close(self) -> None:
-        """Release database connections."""
-        self._store.close()
+        """Write the queued decision records, then release database connections."""
+        try:
+            self._audit.close()
+        finally:
+            self._store.close()
 
     def __enter__(self) -> Tactful:
         return self
@@ -184,31 +198,46 @@ class Tactful:
         """
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
             raise ValidationError(f"k must be an integer from 1 to {MAX_K}")
-        self._models.ensure_fresh()
-        store = self._store
-        with store.begin() as conn:
-            subject = store.subjects.find(conn, user)
-            decision, settings = self._gate.decide(conn, subject, purpose, context)
+        store, gate = self._store, self._gate
+        # Reading: one snapshot, no write lock. The probe (one statement) finds the subject,
+        # tells whether the gate's cached state of it still holds, and gives the model epoch.
+        with store.read() as conn:
+            probe = store.probe(conn, user)
+            self._models.ensure_fresh(probe.epoch)
+            entry = gate.cached(conn, probe)
+            subject = probe.subject
+            decision, settings = gate.decide_for(entry, purpose, context)
             arm = None if experiment is None else self.experiments._arm(conn, subject, experiment)
             used: frozenset[str] = frozenset()
             scored: list[ScoredItem] = []
             recommender = "none"
             segments: Evaluation | None = None
-            if decision.outcome == "personalized" and subject is not None:
+            if decision.outcome == "personalized" and entry is not None:
                 # The request context is the app's, given for this call and never stored; the
                 # view gets only the fields the decision allows (context.yaml categories).
-                view = self._view(conn, subject, decision, context or {})
-                # Segments are evaluated by the gate on the minimized view only.
-                segments = self._gate.evaluate_segments(
-                    conn, subject, decision, view, settings, self._models.items_in
-                )
+                view = self._view(conn, entry, decision, context or {})
+                # Segments are evaluated by the gate on the minimized view only (once per
+                # cache entry, allowed categories, context and model fit).
+                models = self._models
+                key = (purpose, decision.read, tuple(sorted(view.context.items())), models.fits)
+                segments = entry.derived.get(key)
+                if segments is None:
+                    found = gate.evaluate_segments(decision, view, settings, models.items_in)
+                    segments = entry.remember(entry.derived, key, found)
                 if segments is not None:
                     view = dataclasses.replace(view, segments=frozenset(segments.matched))
                 used = view.categories_read
-                exclude = self._models.excluded(
-                    decision.exclude_item_categories | frozenset(settings.excluded_topics),
-                    seen=frozenset(i.item for i in view.history),
-                )
+                excluded_key = (decision.exclude_item_categories, models.fits)
+                exclude = entry.derived.get(excluded_key)
+                if exclude is None:
+                    exclude = entry.remember(
+                        entry.derived,
+                        excluded_key,
+                        models.excluded(
+                            decision.exclude_item_categories | frozenset(settings.excluded_topics),
+                            seen=frozenset(i.item for i in view.history),
+                        ),
+                    )
                 # The hybrid blends item-item, content, popularity and app-registered models
                 # and falls back for cold-start users; the user's discovery level (at least
                 # the policy's diversity floor) widens the pool and drives the MMR re-ranking.
@@ -222,8 +251,6 @@ class Tactful:
                 )
                 scored = rerank(pool, k, level, hybrid.catalog, view.history, explore)
                 recommender = hybrid.name
-                if arm is not None:
-                    self.experiments._expose(conn, subject, arm[0])
             elif decision.outcome == "non_personalized":
                 exclude = self._models.excluded(
                     decision.exclude_item_categories | frozenset(settings.excluded_topics)
@@ -235,19 +262,32 @@ class Tactful:
                 elif not decision.dp_aggregate:  # no DP list yet: in-process popularity
                     scored = self._models.popularity.recommend(MinimizedView(), k, exclude)
                     recommender = self._models.popularity.name
-            if segments is None and subject is not None:
-                self._gate.drop_segments(conn, subject, purpose)
-            self._gate.record(
-                conn,
-                subject,
-                decision,
-                categories_used=used,
-                recommender=recommender,
-                items=len(scored),
-                signals=[s.signal for s in scored],
-                segments=segments,
-                experiment=None if arm is None else arm[0].model_dump(),
-            )
+            restate = entry is not None and gate.segments_changed(conn, entry, purpose, segments)
+        # Writing, only when something changed: the memberships (a segment left or joined,
+        # or the call was not personalized) and the experiment exposure, in one transaction
+        # with the decision record. Otherwise the record is queued for the audit log's next
+        # group commit (docs/architecture.md, "Audit group commit").
+        exposed = arm is not None and decision.outcome == "personalized" and subject is not None
+        record = functools.partial(
+            gate.record,
+            subject=subject,
+            decision=decision,
+            categories_used=used,
+            recommender=recommender,
+            items=len(scored),
+            signals=[s.signal for s in scored],
+            segments=segments,
+            experiment=None if arm is None else arm[0].model_dump(),
+        )
+        if restate or exposed:
+            with store.begin() as conn:
+                if restate and subject is not None:
+                    gate.store_segments(conn, subject, purpose, segments)
+                if exposed and arm is not None:
+                    self.experiments._expose(conn, subject, arm[0])
+                record(conn=conn)
+        else:
+            record(conn=None)
         return Recommendations(
             items=tuple(
                 RecommendedItem(
@@ -371,18 +411,29 @@ class Tactful:
     def _view(
         self,
         conn: Connection,
-        subject: SubjectRef,
+        entry: CachedSubject,
         decision: Decision,
         context: Mapping[str, str],
     ) -> MinimizedView:
-        store = self._store
-        fields = (
-            store.profiles.get(conn, subject, categories=decision.read) if decision.read else {}
-        )
+        """The minimized view of a personalized decision: only the categories it allows.
+
+        Profile fields (of those categories only) and the history are decrypted on the
+        subject's first call and kept in the gate's cache entry while it holds.
+        """
+        store, subject = self._store, entry.subject
+        fields: dict[str, object] = {}
+        if decision.read:
+            cached = entry.fields.get(decision.read)
+            if cached is None:
+                cached = store.profiles.get(conn, subject, categories=decision.read)
+                entry.fields[decision.read] = cached
+            fields = dict(cached)
         history: tuple[Interaction, ...] = ()
         cats = {store.profiles.schema.category(n) for n in fields}
         if category_allowed(store.events.category, decision.read):
-            history = interactions(store.events.read(conn, subject))
+            if entry.history is None:
+                entry.history = interactions(store.events.read(conn, subject))
+            history = entry.history
             if history:
                 cats.add(store.events.category)
         declared = self._gate.policy.pack.context.fields

@@ -1,5 +1,6 @@
 """Where things live: TACTFUL_HOME, TACTFUL_DB_URL, TACTFUL_KEY_FILE, TACTFUL_KEYSTORE_URL,
-TACTFUL_POLICIES; and TACTFUL_DEK_CACHE, how many unwrapped data keys a process keeps."""
+TACTFUL_POLICIES; how decision records are written: TACTFUL_AUDIT; the gate's subject cache:
+TACTFUL_SUBJECT_CACHE; how many unwrapped data keys a process keeps: TACTFUL_DEK_CACHE."""
 
 from __future__ import annotations
 
@@ -102,3 +103,38 @@ def _dek_cache(value: int | None) -> int:
             f"data keys, 0 or more (default {DEK_CACHE})"
         )
     return value
+
+
+AUDIT_MODES = ("batched", "sync")
+
+
+def audit_batched() -> bool:
+    """TACTFUL_AUDIT: `batched` (default) group-commits decision records; `sync` writes each
+    one before its answer is returned (see docs/architecture.md, "Audit group commit")."""
+    mode = os.environ.get("TACTFUL_AUDIT", "batched").strip().lower() or "batched"
+    if mode not in AUDIT_MODES:
+        raise ConfigurationError(
+            f"TACTFUL_AUDIT must be one of {', '.join(AUDIT_MODES)}, not {mode!r}"
+        )
+    return mode == "batched"
+
+
+DEFAULT_SUBJECT_CACHE = 4096
+
+
+def subject_cache_size(given: int | None = None) -> int:
+    """How many subjects the gate's cache holds: `given`, else TACTFUL_SUBJECT_CACHE, else
+    4,096; 0 turns it off (docs/architecture.md, "The gate's per-call path")."""
+    if given is None:
+        raw = os.environ.get("TACTFUL_SUBJECT_CACHE", "").strip()
+        if not raw:
+            return DEFAULT_SUBJECT_CACHE
+        try:
+            given = int(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"TACTFUL_SUBJECT_CACHE must be a whole number >= 0, not {raw!r}"
+            ) from None
+    if isinstance(given, bool) or not isinstance(given, int) or given < 0:
+        raise ConfigurationError(f"subject_cache must be a whole number >= 0, not {given!r}")
+    return given

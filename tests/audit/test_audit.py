@@ -22,6 +22,7 @@ def test_intact_chain_verifies(tf: Tactful) -> None:
 def test_modified_entry_is_named(tf: Tactful) -> None:
     seed_small(tf)
     tf.recommend("u1")
+    tf.audit.flush()  # the table is changed directly below
     with _engine(tf).begin() as conn:
         conn.execute(
             text(

@@ -8,13 +8,13 @@ serialized by a transaction-scoped advisory lock on PostgreSQL and by SQLite's w
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from sqlalchemy import text
 
 from tactful import Tactful
+from tests.audit.workers import run_writers
 from tests.conftest import CATALOG, POLICIES
 
 WORKERS = 4
@@ -50,16 +50,7 @@ def test_concurrent_processes_keep_one_contiguous_verified_chain(
         before = tf.audit.verify().entries
     assert per_round >= 2
 
-    ctx = mp.get_context("spawn")
-    start = ctx.Barrier(WORKERS)
-    procs = [
-        ctx.Process(target=_work, args=(db_url, str(key_file), w, start)) for w in range(WORKERS)
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=600)
-    assert [p.exitcode for p in procs] == [0] * WORKERS
+    run_writers(_work, db_url, str(key_file), WORKERS)
 
     with Tactful.open(db_url=db_url, key_file=key_file, policies=POLICIES) as tf:
         verdict = tf.audit.verify()

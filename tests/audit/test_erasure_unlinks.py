@@ -24,6 +24,7 @@ def _subjects(tf: Tactful) -> dict[str, tuple[str | None, str]]:
 
 
 def _audit_dump(tf: Tactful) -> list[tuple[str, str | None, str]]:
+    tf.audit.flush()  # the table is read directly: queued decision records first
     with tf._store.engine.connect() as conn:
         return [
             (r.kind, r.alias, r.payload)

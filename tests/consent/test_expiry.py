@@ -8,6 +8,7 @@ import pytest
 
 import tactful.consent.ledger
 import tactful.parts.models
+import tactful.policy.cache
 from tactful import Tactful
 from tests.conftest import CATALOG
 
@@ -17,7 +18,7 @@ class Clock:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.offset = timedelta()
-        for module in (tactful.consent.ledger, tactful.parts.models):
+        for module in (tactful.consent.ledger, tactful.parts.models, tactful.policy.cache):
             monkeypatch.setattr(module, "now", self.now)
 
     def now(self) -> datetime:

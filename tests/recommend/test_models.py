@@ -127,6 +127,20 @@ def test_hybrid_weights_are_per_app_and_excluded_items_never_appear() -> None:
     assert not {"a1", "a2", "a3"} & {s.item for s in out}
 
 
+def test_a_lone_component_gives_the_list_it_would_give_from_its_full_pool() -> None:
+    # Asked for k instead of the pool of 100 when it is the only weighted component: the same
+    # items, order and (normalized) scores as the blend of its whole pool.
+    lone = _hybrid(weights={"item_item": 1.0, "content": 0.0, "popularity": 0.0})
+    item_item = lone.components[0]
+    for k in (1, 2, 3, 5):
+        for view in [_view("a1"), _view("a1", "c1"), _view("c2")]:
+            pool = item_item.recommend(view, 100, frozenset({"a2"}))
+            top = max(s.score for s in pool)
+            blended = sorted(pool, key=lambda s: (-round(s.score / top, 9), s.item))[:k]
+            fast = lone.recommend(view, k, frozenset({"a2"}))
+            assert [(s.item, s.score) for s in fast] == [(s.item, s.score / top) for s in blended]
+
+
 def test_every_hybrid_item_has_a_signal_and_a_readable_explanation() -> None:
     for view in [_view("a1", "c1"), _view(favorite_genres="comedy"), _view()]:
         for s in _hybrid().recommend(view, 5, frozenset()):

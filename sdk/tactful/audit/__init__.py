@@ -8,20 +8,29 @@ Signed checkpoints (HMAC-SHA256 under the audit key, `tactful.crypto.checkpoint_
 "the chain had N entries with head H"; one is written every CHECKPOINT_EVERY appends and on
 demand. They catch what a hash chain alone cannot: a cut tail (truncated) and a chain
 rewritten from a point on with every hash recomputed (forged).
+
+Decision records take the group-commit path: `defer` queues the entry's content in this
+process (audit/deferred.py) and a batch is written under the chain's lock later, with one
+executemany; `append` (every other kind) writes in the caller's transaction, after whatever
+this process has queued. Readers (`verify`, `records`, `count`, `checkpoint`) first write the
+queue in their own transaction, so they see everything this process decided.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as _string
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Connection, Row, func, select, text
+from sqlalchemy import Connection, Row, event, func, select, text
 
+from tactful.audit.deferred import Buffer, Pending
 from tactful.errors import IntegrityError
 from tactful.store import checkpoint_mac, checkpoint_mac_valid, now, utc
 from tactful.store.tables import AuditCheckpoint, AuditEntry, table_of
@@ -128,6 +137,9 @@ class AuditRecord:
 
 _HEAD = select(_audit.c.seq, _audit.c.hash).order_by(_audit.c.seq.desc()).limit(1)
 _LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+# An own-transaction flush waits for the chain's lock at most as long as SQLite's busy timeout.
+_LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '30s'")
+_INSERT = _audit.insert()
 
 
 def _locked_head(conn: Connection) -> Row[Any, Any] | None:
@@ -141,15 +153,70 @@ def _locked_head(conn: Connection) -> Row[Any, Any] | None:
     return conn.execute(_HEAD).first()
 
 
+class _InFlight:
+    """Queued entries taken into a transaction: put back in front if it rolls back.
+
+    The rollback event runs before the database releases the chain's lock, so no later entry
+    of this process can be written ahead of them.
+    """
+
+    __slots__ = ("buffer", "generation", "items", "open", "requeued")
+
+    def __init__(self, buffer: Buffer, items: list[Pending], generation: int) -> None:
+        self.buffer, self.items, self.generation = buffer, items, generation
+        self.open, self.requeued = True, False
+
+    def committed(self, _conn: Connection) -> None:
+        self.open = False
+
+    def rolled_back(self, _conn: Connection) -> None:
+        if self.open:
+            self.requeue()
+
+    def requeue(self) -> None:
+        self.open, self.requeued = False, True
+        self.buffer.requeue(self.items, self.generation)
+
+
 class AuditLog:
     """Appends to and verifies the hash chain.
 
     With `audit_key` (the key ring's audit key) it signs a checkpoint every CHECKPOINT_EVERY
     appends and verifies checkpoints; without it, checkpoints are neither written nor checked.
+
+    `begin` (the store's `begin`: a callable returning a transaction context manager) lets the
+    log write on its own: `defer`, `flush` and the background flusher need it. With `batched`
+    (the default) a deferred entry is written within `max_delay` seconds, or at once when
+    `max_pending` entries are queued; with `batched=False` `defer` writes before it returns.
     """
 
-    def __init__(self, audit_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        audit_key: bytes | None = None,
+        *,
+        begin: Callable[[], AbstractContextManager[Connection]] | None = None,
+        batched: bool = True,
+        max_delay: float = 0.2,
+        max_pending: int = 1000,
+    ) -> None:
+        if not (isinstance(max_delay, int | float) and 0 < max_delay <= 60):
+            raise ValueError(f"max_delay must be a number of seconds in (0, 60], not {max_delay!r}")
+        if not (isinstance(max_pending, int) and max_pending >= 1):
+            raise ValueError(f"max_pending must be a positive integer, not {max_pending!r}")
         self._key = audit_key
+        self._begin = begin
+        self._batched = batched
+        self._queue = Buffer(self.flush, max_delay=max_delay, max_pending=max_pending)
+
+    @property
+    def batched(self) -> bool:
+        """Whether deferred entries are written in batches (False: each before `defer` returns)."""
+        return self._batched
+
+    @property
+    def pending(self) -> int:
+        """How many deferred entries this process has not written yet."""
+        return len(self._queue)
 
     def append(
         self,
@@ -159,27 +226,145 @@ class AuditLog:
         *,
         alias: str | None = None,
     ) -> int:
-        """Append an entry inside the caller's transaction; returns its sequence number."""
-        head = _locked_head(conn)
-        seq = 1 if head is None else head.seq + 1
-        prev = GENESIS if head is None else head.hash
-        stamp = now()
+        """Append an entry inside the caller's transaction; returns its sequence number.
+
+        Entries this process deferred are written first, in the same transaction, so the
+        chain keeps this process's order; if the transaction rolls back they are queued again.
+        """
         body = canonical(dict(payload))
-        digest = entry_hash(seq, stamp, kind, alias, body, prev)
-        conn.execute(
-            _audit.insert().values(
-                seq=seq, ts=stamp, kind=kind, alias=alias, payload=body, prev_hash=prev, hash=digest
+        head = _locked_head(conn)
+        queued = self._take(conn)
+        entry = Pending(now(), kind, alias, body, 0.0)
+        return self._chain(conn, head, [*queued, entry])
+
+    def defer(self, kind: str, payload: Mapping[str, object], *, alias: str | None = None) -> None:
+        """Record an entry whose chain position is assigned when its batch is written.
+
+        Its time is now and its payload is fixed now; no database work happens on the
+        caller's path (batched). A hard crash (SIGKILL, power loss) loses what is still queued:
+        at most `max_delay` seconds or `max_pending` entries. Call it outside a write
+        transaction of your own: at `max_pending` it writes the queue in a transaction of its
+        own, which would wait for yours. With `batched=False` it writes the entry in its own
+        transaction before returning (and raises if that fails).
+        """
+        if self._begin is None:
+            raise RuntimeError(
+                "defer needs a way to open a transaction: build AuditLog(begin=store.begin)"
             )
-        )
+        entry = Pending(now(), kind, alias, canonical(dict(payload)), time.monotonic())
+        if self._batched:
+            self._queue.put(entry)
+            return
+        with self._begin() as conn:
+            head = _locked_head(conn)
+            self._chain(conn, head, [*self._take(conn), entry])
+
+    def flush(self) -> int:
+        """Write every queued entry now, in a transaction of its own; returns how many.
+
+        On failure the entries stay queued, in order, and the error is raised.
+        """
+        if not len(self._queue):
+            return 0
+        if self._begin is None:
+            raise RuntimeError(
+                "flush needs a way to open a transaction: build AuditLog(begin=store.begin)"
+            )
+        with self._queue.flushing:
+            if not len(self._queue):
+                return 0
+            flight: _InFlight | None = None
+            try:
+                with self._begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(_LOCK_TIMEOUT)
+                    head = _locked_head(conn)
+                    flight = self._take_flight(conn)
+                    if flight is None:
+                        return 0
+                    self._chain(conn, head, flight.items)
+            except BaseException:
+                # A commit that failed after its commit event: the rows are not in the chain.
+                if flight is not None and not flight.requeued:
+                    flight.requeue()
+                raise
+            return len(flight.items)
+
+    def close(self) -> None:
+        """Write what is queued and stop the background flusher (a later `defer` restarts it)."""
+        try:
+            self.flush()
+        finally:
+            self._queue.stop()
+
+    def drain(self, conn: Connection) -> int:
+        """Write this process's queued entries inside the caller's transaction; returns how many.
+
+        Readers call it first so that they see every entry this process deferred. If the
+        transaction rolls back, the entries are queued again.
+        """
+        if not len(self._queue):
+            return 0
+        head = _locked_head(conn)
+        queued = self._take(conn)
+        if queued:
+            self._chain(conn, head, queued)
+        return len(queued)
+
+    def _take_flight(self, conn: Connection) -> _InFlight | None:
+        """Take the queue into `conn`'s transaction (call with the chain's lock held)."""
+        if not len(self._queue):
+            return None
+        items, generation = self._queue.take()
+        if not items:
+            return None
+        flight = _InFlight(self._queue, items, generation)
+        event.listen(conn, "commit", flight.committed)
+        event.listen(conn, "rollback", flight.rolled_back)
+        return flight
+
+    def _take(self, conn: Connection) -> list[Pending]:
+        flight = self._take_flight(conn)
+        return [] if flight is None else flight.items
+
+    def _chain(
+        self, conn: Connection, head: Row[Any, Any] | None, entries: Sequence[Pending]
+    ) -> int:
+        """Link `entries` after `head` (read under the lock), insert them with one statement,
+        and sign the periodic checkpoints the batch reaches; returns the last seq."""
+        seq = 0 if head is None else int(head.seq)
+        prev = GENESIS if head is None else str(head.hash)
+        rows: list[dict[str, object]] = []
+        reached: list[tuple[int, str, datetime]] = []  # periodic checkpoints due in the batch
+        for e in entries:
+            seq += 1
+            digest = entry_hash(seq, e.ts, e.kind, e.alias, e.payload, prev)
+            rows.append(
+                {
+                    "seq": seq,
+                    "ts": e.ts,
+                    "kind": e.kind,
+                    "alias": e.alias,
+                    "payload": e.payload,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
+            if seq % CHECKPOINT_EVERY == 0:
+                reached.append((seq, digest, e.ts))
+            prev = digest
+        conn.execute(_INSERT, rows)
         # The periodic checkpoint signs only a head whose unsigned stretch verifies, so a
         # rewrite made since the last checkpoint is never blessed: its checkpoint is then
         # missing, which `verify` reports.
-        if (
-            self._key is not None
-            and seq % CHECKPOINT_EVERY == 0
-            and self._unsigned_ok(conn, seq, window=CHECKPOINT_EVERY)
-        ):
-            self._sign(conn, seq, digest, stamp)
+        if self._key is not None:
+            known = 0 if head is None else int(head.seq)  # entries before this batch
+            for at, digest, stamp in reached:
+                # The batch's own entries were linked here from the head read under the lock:
+                # only the entries before it in the window are read back and checked.
+                before = CHECKPOINT_EVERY - (at - known)
+                if before <= 0 or self._unsigned_ok(conn, known, window=before):
+                    self._sign(conn, at, digest, stamp)
         return seq
 
     def checkpoint(self, conn: Connection) -> int:
@@ -192,6 +377,10 @@ class AuditLog:
         if self._key is None:
             raise RuntimeError("checkpoints need the audit key; build AuditLog(audit_key=...)")
         head = _locked_head(conn)
+        queued = self._take(conn)
+        if queued:
+            self._chain(conn, head, queued)
+            head = conn.execute(_HEAD).first()
         if head is None:
             return 0
         done = conn.execute(
@@ -265,7 +454,9 @@ class AuditLog:
         entry sits at another position), truncated (fewer entries than a signed checkpoint
         covers), forged (hashes recomputed after a change, or a checkpoint whose signature
         does not verify). Streams the entries; memory does not grow with the chain.
+        This process's queued entries are written first (`drain`).
         """
+        self.drain(conn)
         signed: dict[int, Row[Any]] = {}
         if self._key is not None:
             for cp in conn.execute(select(_checkpoints).order_by(_checkpoints.c.seq)):
@@ -305,7 +496,9 @@ class AuditLog:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> Iterator[AuditRecord]:
-        """Entries in order, optionally filtered by kind, alias and time window."""
+        """Entries in order, optionally filtered by kind, alias and time window (this process's
+        queued entries are written first)."""
+        self.drain(conn)
         stmt = select(_audit.c.seq, _audit.c.ts, _audit.c.kind, _audit.c.alias, _audit.c.payload)
         if kind is not None:
             stmt = stmt.where(_audit.c.kind == kind)
@@ -320,7 +513,8 @@ class AuditLog:
                 yield AuditRecord(r.seq, utc(r.ts), r.kind, r.alias, json.loads(r.payload))
 
     def count(self, conn: Connection) -> int:
-        """How many entries the chain has."""
+        """How many entries the chain has (this process's queued entries written first)."""
+        self.drain(conn)
         return int(conn.execute(select(func.count()).select_from(_audit)).scalar_one())
 
 

@@ -81,6 +81,7 @@ class Models:
         # writes nothing and moves no epoch, so the fit itself must notice the moment.
         self._lapse: datetime | None = None
         self._category_items: dict[str, frozenset[str]] = {}
+        self.fits = 0  # how many fits this process made (what is derived from a fit keys on it)
 
     def bump(self, conn: Connection) -> None:
         """Move the store-wide epoch (inside the caller's transaction): others must refit."""
@@ -97,10 +98,12 @@ class Models:
         """This process wrote events: refit before the next recommendation."""
         self._dirty = True
 
-    def ensure_fresh(self) -> None:
-        """Refit if this process's state is stale."""
-        with self._tf._store.begin() as conn:
-            epoch = self._read_epoch(conn)
+    def ensure_fresh(self, epoch: str | None = None) -> None:
+        """Refit if this process's state is stale; `epoch` is the store's model epoch if the
+        caller read it already (the gate's probe does), else it is read now."""
+        if epoch is None:
+            with self._tf._store.read() as conn:
+                epoch = self._read_epoch(conn)
         lapsed = self._lapse is not None and now() >= self._lapse
         if self._dirty or epoch != self._epoch or lapsed:
             self.fit()
@@ -128,6 +131,7 @@ class Models:
                 for c in i.categories:
                     by_cat.setdefault(c, set()).add(i.item_id)
             self._category_items = {c: frozenset(v) for c, v in by_cat.items()}
+            self.fits += 1
             self._epoch, self._dirty, self._lapse = epoch, False, in_force.next_expiry
 
     def forget(

@@ -23,6 +23,16 @@ class AuditAPI(Part):
         with self._store.begin() as conn:
             return self._tf._audit.verify(conn)
 
+    def flush(self) -> int:
+        """Write the queued decision records now; returns how many.
+
+        `tf.recommend` queues its decision record for a group commit that follows within
+        0.2 s (docs/architecture.md, "Audit group commit"); reading the log through tactful
+        writes the queue first, so this is for code that reads the database by other means,
+        or before a backup.
+        """
+        return self._tf._audit.flush()
+
     def checkpoint(self) -> int:
         """Sign the chain's current head under the audit key; returns the entry it covers.
 

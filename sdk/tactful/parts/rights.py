@@ -138,6 +138,8 @@ class RightsAPI(Part):
                 )
                 tf._models.forget(erased.events, conn, learned=learned)
                 receipt, alias = erased.receipt, erased.alias
+        if subject is not None:  # their decrypted state leaves this process's memory now
+            tf._gate.cache.evict(subject.id)
         receipt = receipt.model_copy(update={"models_unlearned": True})
         if not self._hooks and subject is not None:
             return receipt

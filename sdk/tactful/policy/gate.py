@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from tactful.audit import AuditLog
 from tactful.consent import AgeRules, ConsentLedger, Purpose
 from tactful.errors import ValidationError
+from tactful.policy.cache import CachedSubject, SubjectCache, clock, expiry
 from tactful.policy.engine import DEFAULT_DENY_TEXT, CompiledPolicy, Decision, SubjectState
 from tactful.policy.protections import protect
 from tactful.segments import CompiledSegments, Evaluation, Memberships, ViewLike
 from tactful.settings import Settings, SettingsStore
-from tactful.store import Connection, SubjectRef
+from tactful.store import Connection, Probe, SubjectRef
 
 MAX_CONTEXT = 32
 
@@ -92,6 +95,7 @@ class Gate:
         age: AgeRules | None = None,
         objections: Callable[[Connection, SubjectRef], frozenset[str]] | None = None,
         memberships: Memberships | None = None,
+        cache: SubjectCache | None = None,
     ) -> None:
         self.policy = policy
         self._ledger = ledger
@@ -102,6 +106,7 @@ class Gate:
         # Segments are compiled once here, from the pack's segments.yaml.
         self.segments = CompiledSegments(policy.pack.segments, policy.pack.schema)
         self._memberships = memberships
+        self.cache = cache if cache is not None else SubjectCache()
 
     def state(self, conn: Connection, subject: SubjectRef | None) -> tuple[SubjectState, Settings]:
         """Read the subject's consent (now), settings, status, jurisdiction and age facts.
@@ -112,6 +117,34 @@ class Gate:
         if subject is None:
             defaults = Settings()
             return SubjectState("unknown", frozenset(), defaults), defaults
+        state, settings, _ = self._read_state(conn, subject)
+        return state, settings
+
+    def cached(self, conn: Connection, probe: Probe) -> CachedSubject | None:
+        """The subject's state for this call: the cached entry if the probe shows it still
+        holds, else read now (in `conn`) and kept. None for an unknown user."""
+        subject = probe.subject
+        if subject is None:
+            return None
+        policy = self.policy
+        entry = self.cache.get(subject, probe.mark, policy)
+        if entry is None:
+            read_at = clock()
+            state, settings, expiries = self._read_state(conn, subject)
+            entry = CachedSubject(
+                subject,
+                probe.mark,
+                policy,
+                expiry(read_at, self.cache.max_age, expiries),
+                state,
+                settings,
+            )
+            self.cache.put(entry)
+        return entry
+
+    def _read_state(
+        self, conn: Connection, subject: SubjectRef
+    ) -> tuple[SubjectState, Settings, list[datetime]]:
         consent = self._ledger.status(conn, subject)
         settings = self._settings.get(conn, subject)
         # An objection (Art. 21) outweighs any consent, given before or after it: objecting to
@@ -129,7 +162,8 @@ class Gate:
             explicit=frozenset(p for p, c in consent.items() if c.explicit),
             objections=objected,
         )
-        return state, settings
+        expiries = [c.expires_at for c in consent.values() if c.expires_at is not None]
+        return state, settings, expiries
 
     def decide(
         self,
@@ -140,6 +174,35 @@ class Gate:
     ) -> tuple[Decision, Settings]:
         """Decide for one call (see `evaluate`); the context must be str -> str."""
         policy = self.policy  # read once: a concurrent reload swaps it whole
+        ctx = self.check(policy, purpose, context)
+        state, settings = self.state(conn, subject)
+        return evaluate(policy, purpose, state, ctx), settings
+
+    def decide_for(
+        self, entry: CachedSubject | None, purpose: str, context: Mapping[str, str] | None
+    ) -> tuple[Decision, Settings]:
+        """`decide` on the state `cached` returned (an unknown user when None)."""
+        policy = self.policy if entry is None else entry.policy
+        ctx = self.check(policy, purpose, context)
+        if entry is None:
+            defaults = Settings()
+            state = SubjectState("unknown", frozenset(), defaults)
+            return evaluate(policy, purpose, state, ctx), defaults
+        key = (purpose, tuple(sorted(ctx.items())))
+        known = entry.decisions.get(key)
+        if known is None:
+            known = entry.remember(
+                entry.decisions, key, evaluate(policy, purpose, entry.state, ctx)
+            )
+            return known, entry.settings
+        return replace(known, id=uuid.uuid4().hex), entry.settings
+
+    @staticmethod
+    def check(
+        policy: CompiledPolicy, purpose: str, context: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        """The call's context as a dict; ValidationError for an undeclared purpose or a
+        context that is not a small str -> str mapping."""
         if purpose not in policy.pack.purposes.purposes:
             raise ValidationError(
                 f"purpose {purpose!r} is not declared in the policy pack's purposes.yaml "
@@ -150,13 +213,10 @@ class Gate:
             isinstance(k, str) and isinstance(v, str) for k, v in ctx.items()
         ):
             raise ValidationError(f"context must be a dict of at most {MAX_CONTEXT} str -> str")
-        state, settings = self.state(conn, subject)
-        return evaluate(policy, purpose, state, ctx), settings
+        return ctx
 
     def evaluate_segments(
         self,
-        conn: Connection,
-        subject: SubjectRef,
         decision: Decision,
         view: ViewLike,
         settings: Settings,
@@ -166,18 +226,37 @@ class Gate:
 
         Only the view (the categories `decision.read` allows), the user's settings and the
         public catalog are looked at; a segment reading a withheld category is skipped and
-        named. The matched memberships are stored (encrypted) when they changed. None when
-        the purpose uses no segments.
+        named. None when the purpose uses no segments. Nothing is written: `segments_changed`
+        and `store_segments` keep the stored memberships in step.
         """
         if decision.outcome != "personalized" or not self.segments.for_purpose(decision.purpose):
             return None
-        evaluation = self.segments.evaluate(
+        return self.segments.evaluate(
             decision.purpose, decision.read, view, settings.model_dump(), items_in
         )
-        if self._memberships is not None:
-            described = {sid: self.segments.segments[sid].description for sid in evaluation.matched}
-            self._memberships.record(conn, subject, decision.purpose, described)
-        return evaluation
+
+    def segments_changed(
+        self, conn: Connection, entry: CachedSubject, purpose: str, found: Evaluation | None
+    ) -> bool:
+        """Whether the purpose's stored memberships differ from this call's (`found`; None:
+        the call was not personalized, so none are held). Read once per cache entry."""
+        if self._memberships is None or not self.segments.for_purpose(purpose):
+            return False
+        if entry.held is None:
+            doc = self._memberships.get(conn, entry.subject)
+            entry.held = {p: frozenset(segments) for p, segments in doc.items()}
+        matched = frozenset(found.matched) if found is not None else frozenset()
+        return entry.held.get(purpose, frozenset()) != matched
+
+    def store_segments(
+        self, conn: Connection, subject: SubjectRef, purpose: str, found: Evaluation | None
+    ) -> None:
+        """Store the purpose's memberships as this call found them (encrypted)."""
+        if self._memberships is None:
+            return
+        matched = found.matched if found is not None else ()
+        described = {sid: self.segments.segments[sid].description for sid in matched}
+        self._memberships.record(conn, subject, purpose, described)
 
     def drop_segments(self, conn: Connection, subject: SubjectRef, purpose: str) -> None:
         """Forget the purpose's stored memberships (not personalized, withdrawn, objected)."""
@@ -186,7 +265,7 @@ class Gate:
 
     def record(
         self,
-        conn: Connection,
+        conn: Connection | None,
         subject: SubjectRef | None,
         decision: Decision,
         *,
@@ -196,7 +275,7 @@ class Gate:
         signals: Sequence[str] = (),
         segments: Evaluation | None = None,
         experiment: Mapping[str, object] | None = None,
-    ) -> int:
+    ) -> None:
         """Append the decision record (no personal data: alias, rule ids, categories, counts).
 
         It keeps the facts the user is shown: the explanation of the mode (`explain`), the data
@@ -206,7 +285,8 @@ class Gate:
         recommender saw. With `segments`, the record names the segments matched and those
         skipped, each with the data categories the decision withheld from it. `experiment`
         ({experiment, variant, enrolled}) traces the decision to the experiment variant that
-        shaped it.
+        shaped it. With `conn` the record is appended in that transaction; without, it is
+        queued for the audit log's next group commit (`AuditLog.defer`).
         """
         extra: dict[str, object] = {}
         if segments is not None:
@@ -216,27 +296,27 @@ class Gate:
             ]
         if experiment is not None:
             extra["experiment"] = dict(experiment)
-        return self._audit.append(
-            conn,
-            "decision",
-            {
-                "decision_id": decision.id,
-                "purpose": decision.purpose,
-                "outcome": decision.outcome,
-                "reasons": list(decision.reasons),
-                "categories_allowed": sorted(decision.read),
-                "categories_used": sorted(categories_used),
-                "excluded_item_categories": sorted(decision.exclude_item_categories),
-                "context_fields": sorted(decision.context),
-                "diversity_floor": decision.diversity_floor,
-                "dp_aggregate": decision.dp_aggregate,
-                "explanation": explain(decision),
-                "signals": sorted(set(signals)),
-                "policy_version": decision.policy_version,
-                "policy_hash": decision.policy_hash,
-                "recommender": recommender,
-                "items": items,
-                **extra,
-            },
-            alias=subject.alias if subject else None,
-        )
+        payload: dict[str, object] = {
+            "decision_id": decision.id,
+            "purpose": decision.purpose,
+            "outcome": decision.outcome,
+            "reasons": list(decision.reasons),
+            "categories_allowed": sorted(decision.read),
+            "categories_used": sorted(categories_used),
+            "excluded_item_categories": sorted(decision.exclude_item_categories),
+            "context_fields": sorted(decision.context),
+            "diversity_floor": decision.diversity_floor,
+            "dp_aggregate": decision.dp_aggregate,
+            "explanation": explain(decision),
+            "signals": sorted(set(signals)),
+            "policy_version": decision.policy_version,
+            "policy_hash": decision.policy_hash,
+            "recommender": recommender,
+            "items": items,
+            **extra,
+        }
+        alias = subject.alias if subject else None
+        if conn is None:
+            self._audit.defer("decision", payload, alias=alias)
+        else:
+            self._audit.append(conn, "decision", payload, alias=alias)

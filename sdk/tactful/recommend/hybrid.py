@@ -19,9 +19,10 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {"item_item": 1.0, "content": 0.1, "popul
 class HybridRecommender:
     """Blends its components' lists with per-app weights; explains each item by its top signal.
 
-    Each component is asked for a pool of candidates; its scores are divided by its best
-    score (so every signal is on a 0..1 scale) and summed with the component's weight
-    (`weights[name]`, default 1.0 for a component not named there). The cold-start order
+    Each weighted component is asked for a pool of candidates (a lone component without rules
+    for just k); its scores are divided by its best score (so every signal is on a 0..1
+    scale) and summed with the component's weight (`weights[name]`, default 1.0 for a
+    component not named there). The cold-start order
     falls out of which components can answer: with a history, collaborative + content +
     popularity; with only declared preferences, content + popularity; with nothing,
     popularity (trending when it decays). Then the app's rules apply. `learn`/`forget`
@@ -74,13 +75,14 @@ class HybridRecommender:
         """The k best items of the blend, after the app's rules; none of `exclude`."""
         if k <= 0:
             return []
-        pool = max(self.pool, k)
+        active = [c for c in self.components if self.weight(c.name) != 0]
+        # One component and no rules: nothing to blend, so it is asked for the k items only
+        # (a pool is there for the blend and the rules to choose from).
+        pool = k if len(active) == 1 and not self.rules else max(self.pool, k)
         blended: dict[str, float] = {}
         best: dict[str, tuple[float, ScoredItem]] = {}
-        for c in self.components:
+        for c in active:
             w = self.weight(c.name)
-            if w == 0:
-                continue
             listed = [s for s in c.recommend(view, pool, exclude) if s.item not in exclude]
             top = max((s.score for s in listed), default=0.0)
             if top <= 0:

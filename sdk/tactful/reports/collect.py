@@ -85,6 +85,8 @@ def collect(
             f"epsilon of a public report must be a number in (0, {cap:g}] (the policy pack's "
             "max_epsilon_per_release); smaller is more private"
         )
+    # Some facts read the audit table directly: this process's queued decisions go in first.
+    audit.drain(conn)
     moment = now()
     start = since or store_started(conn) or moment
     end = until or moment

@@ -9,9 +9,10 @@ from datetime import timedelta
 from sqlalchemy import Connection, Engine, event, select, update
 
 from tactful.crypto import KeyProvider, checkpoint_mac, checkpoint_mac_valid
-from tactful.store.engine import insert_ignore, make_engine, now, utc
+from tactful.store.engine import READ_ONLY, insert_ignore, make_engine, now, utc
 from tactful.store.keystore import ORPHAN_GRACE, KeyStatus, KeyStore, RotationReport
 from tactful.store.migrate import prepare
+from tactful.store.probe import Probe, probe
 from tactful.store.records import Catalog, Events, Profiles, StoredEvent, StoredItem, upsert
 from tactful.store.retention import RetentionReport, run_retention
 from tactful.store.schema import FieldSpec, ProfileSchema, category_allowed
@@ -29,6 +30,7 @@ __all__ = [
     "FieldSpec",
     "KeyStatus",
     "KeyStore",
+    "Probe",
     "ProfileSchema",
     "Profiles",
     "RetentionReport",
@@ -101,6 +103,25 @@ class Store:
         """One transaction: committed on success, rolled back (nothing written) on error."""
         with self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection: its first statement through SQLAlchemy begins one snapshot
+        (on SQLite without the write lock), committed at the end.
+
+        Writing through it is an error on SQLite (the lock cannot be taken safely in a
+        snapshot): use `begin` for anything that writes. The gate's probe runs before any
+        snapshot, as one statement of its own.
+        """
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            yield conn
+            if conn.in_transaction():
+                conn.commit()
+
+    def probe(self, conn: Connection, user_id: str) -> Probe:
+        """The subject of a user id, the mark of its gate-relevant rows, the model epoch
+        (`tactful.store.probe`): one statement."""
+        return probe(conn, self.subjects, user_id)
 
     def read_meta(self, conn: Connection, key: str) -> str | None:
         """A store-wide fact (schema version, model epoch), or None."""

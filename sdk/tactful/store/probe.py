@@ -1,0 +1,146 @@
+"""One statement per gated call: the subject, a mark of everything the gate reads, the epoch.
+
+The gate keeps a subject's decoded state (consent fold, settings, objections, age facts,
+profile fields, history) between calls and must know, on every call and across processes,
+whether any of it changed. Rather than a version counter every write would have to move
+(a row lock on the subject for each event written), the mark is read from the rows
+themselves, through the indexes they already have: the consent ledger's last record id (it is
+append-only), the update time of the settings and segment-membership rows, and for
+objections, profile fields and events their count and latest time. Any insert, update or
+delete through tactful moves one of them; see docs/architecture.md, "The gate's subject
+cache".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Dialect, ScalarSelect, Table, bindparam, func, select
+
+from tactful.store.subjects import SubjectRef, Subjects
+from tactful.store.tables import (
+    ConsentRecord,
+    Event,
+    Objection,
+    ProfileField,
+    SegmentMembership,
+    StoreMeta,
+    Subject,
+    UserSettings,
+    table_of,
+)
+
+EPOCH = "model_epoch"
+
+_subject = table_of(Subject)
+_consent = table_of(ConsentRecord)
+_settings = table_of(UserSettings)
+_objection = table_of(Objection)
+_profile = table_of(ProfileField)
+_event = table_of(Event)
+_membership = table_of(SegmentMembership)
+_meta = table_of(StoreMeta)
+_sid = _subject.c.id
+
+
+def _of_subject(*columns: Any, table: Table) -> ScalarSelect[Any]:
+    return select(*columns).where(table.c.subject_id == _sid).scalar_subquery()
+
+
+# Correlated subqueries, each answered from an index on subject_id.
+_MARKS = (
+    _of_subject(func.max(_consent.c.id), table=_consent),
+    _of_subject(_settings.c.updated_at, table=_settings),
+    _of_subject(func.count(), table=_objection),
+    _of_subject(func.max(_objection.c.recorded_at), table=_objection),
+    _of_subject(func.count(), table=_profile),
+    _of_subject(func.max(_profile.c.updated_at), table=_profile),
+    _of_subject(func.count(), table=_event),
+    _of_subject(func.max(_event.c.ts), table=_event),
+    _of_subject(_membership.c.updated_at, table=_membership),
+)
+_EPOCH = select(_meta.c.value).where(_meta.c.key == EPOCH)
+_PROBE = select(
+    _sid,
+    _subject.c.alias,
+    _subject.c.status,
+    _subject.c.jurisdiction,
+    _subject.c.user_id_ct.is_(None),
+    _EPOCH.scalar_subquery(),
+    *_MARKS,
+).where(_subject.c.ref == bindparam("ref"))
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What one gated call learns in one statement.
+
+    `subject` is None for a user id with no data (never recorded, or erased). `mark` changes
+    whenever anything the gate reads of the subject changed; `epoch` is the store-wide model
+    epoch ("0" before the first bump).
+    """
+
+    subject: SubjectRef | None
+    mark: tuple[object, ...]
+    epoch: str
+
+
+def probe(conn: Connection, subjects: Subjects, user_id: str) -> Probe:
+    """The subject of `user_id`, the mark of its gate-relevant rows, and the model epoch."""
+    ref = subjects.pseudonym(user_id)
+    sql, params = _compiled(conn.dialect)
+    # Through the driver's cursor, inside the caller's transaction: this runs on every gated
+    # call, and SQLAlchemy's per-execution work was most of its cost.
+    driver: Any = conn.connection.driver_connection
+    # psycopg would begin a transaction for the statement, and the pool would roll it back
+    # when the connection is returned: two more round trips. One statement needs neither.
+    alone = (
+        conn.dialect.name == "postgresql"
+        and not driver.autocommit
+        and driver.info.transaction_status.name == "IDLE"
+    )
+    if alone:
+        driver.autocommit = True
+    try:
+        cursor = driver.cursor()
+        try:
+            cursor.execute(sql, params(ref))
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+    finally:
+        if alone:
+            driver.autocommit = False
+    if row is None:
+        epoch = conn.execute(_EPOCH).scalar()
+        return Probe(None, (), "0" if epoch is None else str(epoch))
+    sid, alias, status, jurisdiction, legacy, epoch, *marks = row
+    subject = SubjectRef(sid, ref, alias, status, jurisdiction, bool(legacy))
+    return Probe(subject, tuple(marks), "0" if epoch is None else str(epoch))
+
+
+_SQL: dict[str, tuple[str, Callable[[str], Any]]] = {}
+
+
+def _compiled(dialect: Dialect) -> tuple[str, Callable[[str], Any]]:
+    """The probe's SQL for a dialect, and how to bind a pseudonym to it (compiled once)."""
+    found = _SQL.get(dialect.name)
+    if found is None:
+        compiled = _PROBE.compile(dialect=dialect)
+        constants = dict(compiled.params)
+        order = compiled.positiontup
+        if order:  # qmark (sqlite3)
+
+            def bind(ref: str) -> Any:
+                values = {**constants, "ref": ref}
+                return tuple(values[name] for name in order)
+
+        else:  # pyformat (psycopg)
+
+            def bind(ref: str) -> Any:
+                return {**constants, "ref": ref}
+
+        found = _SQL[dialect.name] = (str(compiled), bind)
+    return found
