@@ -14,9 +14,7 @@ def run_writers(work: Work, db_url: str, key_file: str, workers: int) -> None:
     exit cleanly (a failing writer fails the test)."""
     ctx = mp.get_context("spawn")
     start = ctx.Barrier(workers)
-    procs = [
-        ctx.Process(target=work, args=(db_url, key_file, w, start)) for w in range(workers)
-    ]
+    procs = [ctx.Process(target=work, args=(db_url, key_file, w, start)) for w in range(workers)]
     for p in procs:
         p.start()
     for p in procs:

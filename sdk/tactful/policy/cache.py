@@ -79,9 +79,7 @@ class SubjectCache:
     see docs/architecture.md, "The gate's subject cache", for the trade-off.
     """
 
-    def __init__(
-        self, capacity: int = DEFAULT_CAPACITY, max_age: float = DEFAULT_MAX_AGE
-    ) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, max_age: float = DEFAULT_MAX_AGE) -> None:
         if capacity < 0 or max_age < 0:
             raise ValueError("capacity and max_age must be >= 0")
         self.capacity = capacity

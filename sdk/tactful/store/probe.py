@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect, ScalarSelect, Table, bindparam, func, select
 
+from tactful.store.engine import driver_sql
 from tactful.store.subjects import SubjectRef, Subjects
 from tactful.store.tables import (
     ConsentRecord,
@@ -121,26 +122,23 @@ def probe(conn: Connection, subjects: Subjects, user_id: str) -> Probe:
     return Probe(subject, tuple(marks), "0" if epoch is None else str(epoch))
 
 
-_SQL: dict[str, tuple[str, Callable[[str], Any]]] = {}
+_SQL: dict[str, tuple[str, Callable[[str], tuple[Any, ...]]]] = {}
 
 
-def _compiled(dialect: Dialect) -> tuple[str, Callable[[str], Any]]:
-    """The probe's SQL for a dialect, and how to bind a pseudonym to it (compiled once)."""
+def _compiled(dialect: Dialect) -> tuple[str, Callable[[str], tuple[Any, ...]]]:
+    """The probe's SQL for a dialect's cursor, and how to bind a pseudonym to it (once)."""
     found = _SQL.get(dialect.name)
     if found is None:
-        compiled = _PROBE.compile(dialect=dialect)
-        constants = dict(compiled.params)
-        order = compiled.positiontup
-        if order:  # qmark (sqlite3)
+        sql, order = driver_sql(_PROBE, dialect)
+        constants = _PROBE.compile(dialect=dialect).params
+        template = [None if name == "ref" else constants[name] for name in order]
+        at = [i for i, name in enumerate(order) if name == "ref"]
 
-            def bind(ref: str) -> Any:
-                values = {**constants, "ref": ref}
-                return tuple(values[name] for name in order)
+        def bind(ref: str) -> tuple[Any, ...]:
+            params = list(template)
+            for i in at:
+                params[i] = ref
+            return tuple(params)
 
-        else:  # pyformat (psycopg)
-
-            def bind(ref: str) -> Any:
-                return {**constants, "ref": ref}
-
-        found = _SQL[dialect.name] = (str(compiled), bind)
+        found = _SQL[dialect.name] = (sql, bind)
     return found
