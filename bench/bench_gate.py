@@ -128,10 +128,10 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
     prepared: list[tuple[MinimizedView, frozenset[str]]] = []
     for u in ids:
         with store.read() as conn:
-            entry = gate.cached(conn, store.probe(conn, u))
+            entry = gate.cached(lambda: conn, store.probe(u))
             assert entry is not None
             decision, settings = gate.decide_for(entry, "personalization", ctx)
-            view = tf._view(conn, entry, decision, ctx)
+            view = tf._view(lambda: conn, entry, decision, ctx)
         exclude = models.excluded(
             decision.exclude_item_categories | frozenset(settings.excluded_topics),
             seen=frozenset(i.item for i in view.history),
@@ -196,33 +196,35 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
 
     # The parts of the gate, each timed on its own.
     with store.read() as conn:
-        entry = gate.cached(conn, store.probe(conn, ids[1]))
+        entry = gate.cached(lambda: conn, store.probe(ids[1]))
         assert entry is not None
         decision, _ = gate.decide_for(entry, "personalization", ctx)
 
     def part_probe() -> None:
-        with store.read() as conn:
-            store.probe(conn, ids[1])
+        store.probe(ids[1])
 
     def part_state_miss() -> None:
+        probe = store.probe(ids[1])
+        gate.cache.evict(entry.subject.id)
         with store.read() as conn:
-            probe = store.probe(conn, ids[1])
-            gate.cache.evict(entry.subject.id)
-            gate.cached(conn, probe)
+            gate.cached(lambda: conn, probe)
 
     def part_decide() -> None:
         gate.decide_for(entry, "personalization", ctx)
 
     def part_view_miss() -> None:
         with store.read() as conn:
-            fresh = gate.cached(conn, store.probe(conn, ids[1]))
+            fresh = gate.cached(lambda: conn, store.probe(ids[1]))
             assert fresh is not None
             fresh.fields.clear()
             fresh.history = None
-            tf._view(conn, fresh, decision, ctx)
+            tf._view(lambda: conn, fresh, decision, ctx)
 
     def part_view_hit() -> None:
-        tf._view(None, entry, decision, ctx)  # type: ignore[arg-type]
+        def unused() -> Connection:
+            raise AssertionError("a cached view reads nothing")
+
+        tf._view(unused, entry, decision, ctx)
 
     def part_record(conn: Connection | None) -> None:
         gate.record(

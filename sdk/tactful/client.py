@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -199,15 +200,23 @@ class Tactful:
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
             raise ValidationError(f"k must be an integer from 1 to {MAX_K}")
         store, gate = self._store, self._gate
-        # Reading: one snapshot, no write lock. The probe (one statement) finds the subject,
-        # tells whether the gate's cached state of it still holds, and gives the model epoch.
-        with store.read() as conn:
-            probe = store.probe(conn, user)
-            self._models.ensure_fresh(probe.epoch)
-            entry = gate.cached(conn, probe)
+        # The probe (one statement) finds the subject, tells whether the gate's cached state
+        # of it still holds, and gives the model epoch. Anything else is read in one snapshot
+        # without the write lock, opened only if needed (a cache miss, an experiment, ...).
+        probe = store.probe(user)
+        self._models.ensure_fresh(probe.epoch)
+        with contextlib.ExitStack() as stack:
+            opened: list[Connection] = []
+
+            def read() -> Connection:
+                if not opened:
+                    opened.append(stack.enter_context(store.read()))
+                return opened[0]
+
+            entry = gate.cached(read, probe)
             subject = probe.subject
             decision, settings = gate.decide_for(entry, purpose, context)
-            arm = None if experiment is None else self.experiments._arm(conn, subject, experiment)
+            arm = None if experiment is None else self.experiments._arm(read(), subject, experiment)
             used: frozenset[str] = frozenset()
             scored: list[ScoredItem] = []
             recommender = "none"
@@ -215,7 +224,7 @@ class Tactful:
             if decision.outcome == "personalized" and entry is not None:
                 # The request context is the app's, given for this call and never stored; the
                 # view gets only the fields the decision allows (context.yaml categories).
-                view = self._view(conn, entry, decision, context or {})
+                view = self._view(read, entry, decision, context or {})
                 # Segments are evaluated by the gate on the minimized view only (once per
                 # cache entry, allowed categories, context and model fit).
                 models = self._models
@@ -255,14 +264,14 @@ class Tactful:
                 exclude = self._models.excluded(
                     decision.exclude_item_categories | frozenset(settings.excluded_topics)
                 )
-                released = self.aggregates.popularity.current(conn)
+                released = self.aggregates.popularity.current(read())
                 if released is not None:
                     scored = _dp_popular(released, k, exclude)
                     recommender = "dp_popularity"
                 elif not decision.dp_aggregate:  # no DP list yet: in-process popularity
                     scored = self._models.popularity.recommend(MinimizedView(), k, exclude)
                     recommender = self._models.popularity.name
-            restate = entry is not None and gate.segments_changed(conn, entry, purpose, segments)
+            restate = entry is not None and gate.segments_changed(read, entry, purpose, segments)
         # Writing, only when something changed: the memberships (a segment left or joined,
         # or the call was not personalized) and the experiment exposure, in one transaction
         # with the decision record. Otherwise the record is queued for the audit log's next
@@ -410,7 +419,7 @@ class Tactful:
 
     def _view(
         self,
-        conn: Connection,
+        read: Callable[[], Connection],
         entry: CachedSubject,
         decision: Decision,
         context: Mapping[str, str],
@@ -425,14 +434,14 @@ class Tactful:
         if decision.read:
             cached = entry.fields.get(decision.read)
             if cached is None:
-                cached = store.profiles.get(conn, subject, categories=decision.read)
+                cached = store.profiles.get(read(), subject, categories=decision.read)
                 entry.fields[decision.read] = cached
             fields = dict(cached)
         history: tuple[Interaction, ...] = ()
         cats = {store.profiles.schema.category(n) for n in fields}
         if category_allowed(store.events.category, decision.read):
             if entry.history is None:
-                entry.history = interactions(store.events.read(conn, subject))
+                entry.history = interactions(store.events.read(read(), subject))
             history = entry.history
             if history:
                 cats.add(store.events.category)

@@ -63,7 +63,7 @@ def test_a_broken_key_read_connection_is_replaced(
         tf.profiles.put("ann", {"country": "DE"})
         tf._store.subjects.clear_cache()
         assert tf.profiles.get("ann") == {"country": "DE"}
-        (reader,) = tf._store.keystore._readers
+        (reader,) = tf._store.keystore._reads.idle
         with psycopg.connect(_pg_admin_url(), autocommit=True) as admin:  # a server restart
             admin.execute("SELECT pg_terminate_backend(%s)", [reader.info.backend_pid])
         tf._store.subjects.clear_cache()

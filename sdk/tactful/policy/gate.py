@@ -120,9 +120,10 @@ class Gate:
         state, settings, _ = self._read_state(conn, subject)
         return state, settings
 
-    def cached(self, conn: Connection, probe: Probe) -> CachedSubject | None:
+    def cached(self, read: Callable[[], Connection], probe: Probe) -> CachedSubject | None:
         """The subject's state for this call: the cached entry if the probe shows it still
-        holds, else read now (in `conn`) and kept. None for an unknown user."""
+        holds, else read now (through `read()`, a read-only snapshot) and kept. None for an
+        unknown user."""
         subject = probe.subject
         if subject is None:
             return None
@@ -130,7 +131,7 @@ class Gate:
         entry = self.cache.get(subject, probe.mark, policy)
         if entry is None:
             read_at = clock()
-            state, settings, expiries = self._read_state(conn, subject)
+            state, settings, expiries = self._read_state(read(), subject)
             entry = CachedSubject(
                 subject,
                 probe.mark,
@@ -236,14 +237,18 @@ class Gate:
         )
 
     def segments_changed(
-        self, conn: Connection, entry: CachedSubject, purpose: str, found: Evaluation | None
+        self,
+        read: Callable[[], Connection],
+        entry: CachedSubject,
+        purpose: str,
+        found: Evaluation | None,
     ) -> bool:
         """Whether the purpose's stored memberships differ from this call's (`found`; None:
         the call was not personalized, so none are held). Read once per cache entry."""
         if self._memberships is None or not self.segments.for_purpose(purpose):
             return False
         if entry.held is None:
-            doc = self._memberships.get(conn, entry.subject)
+            doc = self._memberships.get(read(), entry.subject)
             entry.held = {p: frozenset(segments) for p, segments in doc.items()}
         matched = frozenset(found.matched) if found is not None else frozenset()
         return entry.held.get(purpose, frozenset()) != matched

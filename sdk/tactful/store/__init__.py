@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import Connection, Engine, event, select, update
 
 from tactful.crypto import KeyProvider, checkpoint_mac, checkpoint_mac_valid
-from tactful.store.engine import READ_ONLY, insert_ignore, make_engine, now, utc
+from tactful.store.engine import READ_ONLY, DriverReads, insert_ignore, make_engine, now, utc
 from tactful.store.keystore import ORPHAN_GRACE, KeyStatus, KeyStore, RotationReport
 from tactful.store.migrate import prepare
 from tactful.store.probe import Probe, probe
@@ -66,6 +66,7 @@ class Store:
         dek_cache: int = CIPHER_CACHE,
     ) -> None:
         self.engine: Engine = make_engine(url)
+        self.reads = DriverReads(self.engine)
         self.keystore = KeyStore(keystore_url, provider)
         try:
             self.prepared = prepare(self.engine, self.keystore)
@@ -118,10 +119,10 @@ class Store:
             if conn.in_transaction():
                 conn.commit()
 
-    def probe(self, conn: Connection, user_id: str) -> Probe:
+    def probe(self, user_id: str) -> Probe:
         """The subject of a user id, the mark of its gate-relevant rows, the model epoch
-        (`tactful.store.probe`): one statement."""
-        return probe(conn, self.subjects, user_id)
+        (`tactful.store.probe`): one statement, on a connection of the store's own."""
+        return probe(self.reads, self.subjects, user_id)
 
     def read_meta(self, conn: Connection, key: str) -> str | None:
         """A store-wide fact (schema version, model epoch), or None."""
@@ -174,6 +175,7 @@ class Store:
 
     def close(self) -> None:
         """Release the connection pools."""
+        self.reads.close()
         self.engine.dispose()
         if hasattr(self, "keystore"):
             self.keystore.close()

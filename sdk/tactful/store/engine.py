@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,3 +113,67 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     """One database transaction: committed on success, rolled back on any exception."""
     with engine.begin() as conn:
         yield conn
+
+
+class DriverReads:
+    """Single statements on DBAPI connections of our own, outside SQLAlchemy's pool.
+
+    For the hottest reads (a data key by id, the gate's probe): SQLAlchemy's pool checkout
+    (on PostgreSQL a pre-ping and a rollback, each a round trip), events and result layers
+    cost several times the indexed SELECT itself. Each read takes an idle connection from a
+    stack and gives it back (a stack, not one shared connection: threads read concurrently).
+    Connections run in autocommit mode, so every SELECT sees the latest committed rows (an
+    erasure at once) and none holds a transaction open. A broken connection (a PostgreSQL
+    server restart) is dropped and the read tried once more; connections made in a parent
+    process are never used after a fork.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.idle: list[Any] = []
+        self._pid = os.getpid()
+
+    def run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """The rows of one statement rendered for the driver (`driver_sql`)."""
+        for attempt in (1, 2):
+            conn = self._take()
+            try:
+                cur = conn.cursor()
+                try:
+                    cur.execute(sql, params)
+                    rows = cur.fetchall()
+                finally:
+                    cur.close()
+            except self.engine.dialect.loaded_dbapi.OperationalError:
+                with contextlib.suppress(Exception):
+                    conn.close()
+                if attempt == 2:
+                    raise
+                continue
+            self.idle.append(conn)
+            return list(rows)
+        raise AssertionError("unreachable")
+
+    def _take(self) -> Any:
+        if self._pid != os.getpid():
+            self.idle, self._pid = [], os.getpid()
+        try:
+            return self.idle.pop()
+        except IndexError:
+            pass
+        proxy = self.engine.raw_connection()  # configured by the engine's connect events
+        proxy.detach()
+        conn = proxy.dbapi_connection
+        assert conn is not None
+        if self.engine.dialect.name == "postgresql":
+            conn.rollback()  # the pool's pre-ping may have begun a transaction
+            conn.autocommit = True
+        return conn
+
+    def close(self) -> None:
+        """Close the idle connections (those of this process)."""
+        idle, self.idle = self.idle, []
+        if self._pid == os.getpid():
+            for conn in idle:
+                with contextlib.suppress(Exception):
+                    conn.close()

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, ScalarSelect, Table, bindparam, func, select
+from sqlalchemy import Dialect, ScalarSelect, Table, bindparam, func, select
 
-from tactful.store.engine import driver_sql
+from tactful.store.engine import DriverReads, driver_sql
 from tactful.store.subjects import SubjectRef, Subjects
 from tactful.store.tables import (
     ConsentRecord,
@@ -88,38 +88,32 @@ class Probe:
     epoch: str
 
 
-def probe(conn: Connection, subjects: Subjects, user_id: str) -> Probe:
-    """The subject of `user_id`, the mark of its gate-relevant rows, and the model epoch."""
+def probe(reads: DriverReads, subjects: Subjects, user_id: str) -> Probe:
+    """The subject of `user_id`, the mark of its gate-relevant rows, and the model epoch.
+
+    One statement on a connection of the store's own, outside any transaction: it runs on
+    every gated call, and SQLAlchemy's pool checkout (on PostgreSQL a pre-ping and a
+    rollback, two more round trips) and per-execution work were most of its cost. What is
+    read after it, in a snapshot of its own, is as new or newer: a cache entry never pairs a
+    mark with older rows than it was read from.
+    """
     ref = subjects.pseudonym(user_id)
-    sql, params = _compiled(conn.dialect)
-    # Through the driver's cursor, inside the caller's transaction: this runs on every gated
-    # call, and SQLAlchemy's per-execution work was most of its cost.
-    driver: Any = conn.connection.driver_connection
-    # psycopg would begin a transaction for the statement, and the pool would roll it back
-    # when the connection is returned: two more round trips. One statement needs neither.
-    alone = (
-        conn.dialect.name == "postgresql"
-        and not driver.autocommit
-        and driver.info.transaction_status.name == "IDLE"
-    )
-    if alone:
-        driver.autocommit = True
-    try:
-        cursor = driver.cursor()
-        try:
-            cursor.execute(sql, params(ref))
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-    finally:
-        if alone:
-            driver.autocommit = False
-    if row is None:
-        epoch = conn.execute(_EPOCH).scalar()
+    dialect = reads.engine.dialect
+    sql, params = _compiled(dialect)
+    rows = reads.run(sql, params(ref))
+    if not rows:
+        epoch_rows = reads.run(*_epoch_sql(dialect))
+        epoch = epoch_rows[0][0] if epoch_rows else None
         return Probe(None, (), "0" if epoch is None else str(epoch))
-    sid, alias, status, jurisdiction, legacy, epoch, *marks = row
+    sid, alias, status, jurisdiction, legacy, epoch, *marks = rows[0]
     subject = SubjectRef(sid, ref, alias, status, jurisdiction, bool(legacy))
     return Probe(subject, tuple(marks), "0" if epoch is None else str(epoch))
+
+
+def _epoch_sql(dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
+    sql, order = driver_sql(_EPOCH, dialect)
+    constants = _EPOCH.compile(dialect=dialect).params
+    return sql, tuple(constants[name] for name in order)
 
 
 _SQL: dict[str, tuple[str, Callable[[str], tuple[Any, ...]]]] = {}
