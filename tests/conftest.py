@@ -67,11 +67,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def tf(db_url: str, tmp_path: Path) -> Iterator[Tactful]:
     """An open store on each database, with the repo's policy pack and a fresh key file."""
-    store = Tactful.open(db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES)
-    try:
+    with Tactful.open(db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES) as store:
         yield store
-    finally:
-        store.close()
+
+
+@pytest.fixture
+def other(db_url: str, tmp_path: Path, tf: Tactful) -> Iterator[Tactful]:
+    """A second instance on `tf`'s store: another process, as far as caches and connections
+    go (what one writes reaches the other only through the database)."""
+    with Tactful.open(db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES) as store:
+        yield store
 
 
 CATALOG = [

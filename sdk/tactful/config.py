@@ -89,18 +89,23 @@ def resolve(
 
 
 def _dek_cache(value: int | None) -> int:
+    return _size(value, "dek_cache", "TACTFUL_DEK_CACHE", DEK_CACHE, "data keys")
+
+
+def _size(value: int | None, option: str, env: str, default: int, unit: str) -> int:
+    """A cache size: `value`, else the environment variable `env`, else `default`."""
     if value is None:
-        raw = os.environ.get("TACTFUL_DEK_CACHE", "").strip()
+        raw = os.environ.get(env, "").strip()
         if not raw:
-            return DEK_CACHE
+            return default
         try:
             value = int(raw)
         except ValueError:
             value = -1
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigurationError(
-            "the DEK cache size (dek_cache= or TACTFUL_DEK_CACHE) must be a whole number of "
-            f"data keys, 0 or more (default {DEK_CACHE})"
+            f"{option}= (or {env}) must be a whole number of {unit}, 0 or more "
+            f"(0 turns the cache off; default {default})"
         )
     return value
 
@@ -125,16 +130,4 @@ DEFAULT_SUBJECT_CACHE = 4096
 def subject_cache_size(given: int | None = None) -> int:
     """How many subjects the gate's cache holds: `given`, else TACTFUL_SUBJECT_CACHE, else
     4,096; 0 turns it off (docs/architecture.md, "The gate's per-call path")."""
-    if given is None:
-        raw = os.environ.get("TACTFUL_SUBJECT_CACHE", "").strip()
-        if not raw:
-            return DEFAULT_SUBJECT_CACHE
-        try:
-            given = int(raw)
-        except ValueError:
-            raise ConfigurationError(
-                f"TACTFUL_SUBJECT_CACHE must be a whole number >= 0, not {raw!r}"
-            ) from None
-    if isinstance(given, bool) or not isinstance(given, int) or given < 0:
-        raise ConfigurationError(f"subject_cache must be a whole number >= 0, not {given!r}")
-    return given
+    return _size(given, "subject_cache", "TACTFUL_SUBJECT_CACHE", DEFAULT_SUBJECT_CACHE, "users")

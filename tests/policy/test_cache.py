@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,16 +18,6 @@ from sqlalchemy import event
 from tactful import ConfigurationError, Recommendations, Tactful
 from tactful.policy.cache import SubjectCache, expiry
 from tests.conftest import POLICIES, seed_small
-
-
-@pytest.fixture
-def other(db_url: str, tmp_path: Path) -> Iterator[Tactful]:
-    """A second instance on the same store (another process, as far as caches go)."""
-    store = Tactful.open(db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _statements(tf: Tactful, call: Callable[[], object]) -> list[str]:
