@@ -61,6 +61,14 @@ def test_a_dp_aggregate_must_stand_in_for_the_non_personalized_list(
         assert [i.item for i in after.items] == list(rel.by_key)[:3]
         assert {i.signal for i in after.items} == {"dp_popularity"}
         assert tf.recommend("u1", k=3).mode == "personalized", "consenting users are untouched"
+        # A later release replaces the list at once (the parsed list is kept per release id).
+        tf.aggregates.grant("popularity", 2.0, operator="ops")
+        again = tf.aggregates.popularity.release(k=6, epsilon=1.0, max_contributions=3)
+        assert again.id != rel.id
+        latest = tf.recommend("u3", k=6)
+        assert [(i.item, i.score) for i in latest.items] == [
+            (item, estimate.value) for item, estimate in again.by_key.items()
+        ]
 
 
 def test_results_and_decision_records_carry_the_same_explanations(tf: Tactful) -> None:

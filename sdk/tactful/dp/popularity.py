@@ -10,7 +10,7 @@ import json
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from tactful.dp.budget import MICRO
 from tactful.dp.plan import Release, ReleaseRecord
@@ -22,6 +22,17 @@ if TYPE_CHECKING:
     from tactful.dp.api import Aggregates
 
 _release = table_of(DPRelease)
+_LATEST_ID = (
+    select(_release.c.id)
+    .where(
+        (_release.c.dataset == bindparam("dataset"))
+        & (_release.c.kind == "top_k")
+        & _release.c.result.is_not(None)
+    )
+    .order_by(_release.c.created_at.desc(), _release.c.id.desc())
+    .limit(1)
+)
+_RESULT = select(_release.c.result).where(_release.c.id == bindparam("id"))
 
 DEFAULT_PURPOSE = "analytics.aggregate"
 POPULARITY_DATASET = "popularity"
@@ -97,13 +108,18 @@ class DPPopularity:
     def current(
         self, conn: Connection, dataset: str = POPULARITY_DATASET
     ) -> list[tuple[str, float]] | None:
-        """The cached DP popularity list (item, noisy count), best first; None if none yet."""
-        latest = self._latest(conn, dataset)
+        """The cached DP popularity list (item, noisy count), best first; None if none yet.
+
+        Runs on every non-personalized call: only the latest release's id is read, and its
+        list only when it is not the one already parsed.
+        """
+        latest = conn.execute(_LATEST_ID, {"dataset": dataset}).scalar()
         if latest is None:
             return None
-        if self._cache is None or self._cache[0] != latest.id:
-            items = [(str(i), float(c)) for i, c in json.loads(latest.result)]
-            self._cache = (latest.id, items)
+        if self._cache is None or self._cache[0] != latest:
+            result = conn.execute(_RESULT, {"id": latest}).scalar_one()
+            items = [(str(i), float(c)) for i, c in json.loads(result)]
+            self._cache = (latest, items)
         return self._cache[1]
 
     def _latest(self, conn: Connection, dataset: str) -> Any:

@@ -110,10 +110,17 @@ def probe(reads: DriverReads, subjects: Subjects, user_id: str) -> Probe:
     return Probe(subject, tuple(marks), "0" if epoch is None else str(epoch))
 
 
+_EPOCH_SQL: dict[str, tuple[str, tuple[Any, ...]]] = {}
+
+
 def _epoch_sql(dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
-    sql, order = driver_sql(_EPOCH, dialect)
-    constants = _EPOCH.compile(dialect=dialect).params
-    return sql, tuple(constants[name] for name in order)
+    """The model-epoch read for a dialect's cursor, with its parameters (rendered once)."""
+    found = _EPOCH_SQL.get(dialect.name)
+    if found is None:
+        sql, order = driver_sql(_EPOCH, dialect)
+        constants = _EPOCH.compile(dialect=dialect).params
+        found = _EPOCH_SQL[dialect.name] = (sql, tuple(constants[name] for name in order))
+    return found
 
 
 _SQL: dict[str, tuple[str, Callable[[str], tuple[Any, ...]]]] = {}
