@@ -194,6 +194,21 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
                 run()
     tf.audit.flush()
 
+    # An unknown user (no data held): the non-personalized list, against the popularity
+    # recommender called directly.
+    popularity = models.popularity
+    stranger: list[float] = []
+    stranger_cpu: list[float] = []
+    popular: list[float] = []
+    popular_cpu: list[float] = []
+    for j in range(calls // 2):
+        user = f"visitor-{j}"
+        stranger += timed(lambda u=user: tf.recommend(u, k=K, context=ctx), 1, stranger_cpu)
+        popular += timed(
+            lambda: popularity.recommend(MinimizedView(), K, frozenset()), 1, popular_cpu
+        )
+    tf.audit.flush()
+
     # The parts of the gate, each timed on its own.
     with store.read() as conn:
         entry = gate.cached(lambda: conn, store.probe(ids[1]))
@@ -273,6 +288,16 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
         ("gate cost = gated - the same direct call", g - h, gc - hc),
         (f"gated, user's first call (cache miss, {len(cold)} calls)", c, cc),
         ("gate cost of a first call = first - direct item-item", c - d, cc - dc),
+        (
+            "direct popularity recommend (k=10)",
+            statistics.median(popular),
+            statistics.median(popular_cpu),
+        ),
+        (
+            "gated, an unknown user (non-personalized)",
+            statistics.median(stranger),
+            statistics.median(stranger_cpu),
+        ),
     )
     for name, wall, cpu in rows:
         print(f"  {name:<50} {wall:9.1f} {cpu:9.1f}")
