@@ -21,6 +21,7 @@ from tactful.consent import (
 )
 from tactful.crypto import FileKeyProvider, KeyProvider
 from tactful.dp import Aggregates
+from tactful.dp.popularity import POPULARITY_DATASET
 from tactful.errors import ValidationError
 from tactful.experiments import Experiments
 from tactful.models import Recommendations, RecommendedItem
@@ -203,7 +204,7 @@ class Tactful:
         # The probe (one statement) finds the subject, tells whether the gate's cached state
         # of it still holds, and gives the model epoch. Anything else is read in one snapshot
         # without the write lock, opened only if needed (a cache miss, an experiment, ...).
-        probe = store.probe(user)
+        probe = store.probe(user, POPULARITY_DATASET)
         self._models.ensure_fresh(probe.epoch)
         with contextlib.ExitStack() as stack:
             opened: list[Connection] = []
@@ -264,7 +265,7 @@ class Tactful:
                 exclude = self._models.excluded(
                     decision.exclude_item_categories | frozenset(settings.excluded_topics)
                 )
-                released = self.aggregates.popularity.current(read())
+                released = self.aggregates.popularity.of_release(read, probe.release)
                 if released is not None:
                     scored = _dp_popular(released, k, exclude)
                     recommender = "dp_popularity"

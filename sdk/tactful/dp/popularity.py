@@ -7,6 +7,7 @@ per item) on its own budget dataset, cached in the store, reused until the next 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -108,18 +109,22 @@ class DPPopularity:
     def current(
         self, conn: Connection, dataset: str = POPULARITY_DATASET
     ) -> list[tuple[str, float]] | None:
-        """The cached DP popularity list (item, noisy count), best first; None if none yet.
+        """The cached DP popularity list (item, noisy count), best first; None if none yet."""
+        return self.of_release(
+            lambda: conn, conn.execute(_LATEST_ID, {"dataset": dataset}).scalar()
+        )
 
-        Runs on every non-personalized call: only the latest release's id is read, and its
-        list only when it is not the one already parsed.
-        """
-        latest = conn.execute(_LATEST_ID, {"dataset": dataset}).scalar()
-        if latest is None:
+    def of_release(
+        self, read: Callable[[], Connection], release: str | None
+    ) -> list[tuple[str, float]] | None:
+        """The list of release `release` (the latest, as the gate's probe found it), parsed
+        once per release; `read()` is asked for a connection only to parse a new one."""
+        if release is None:
             return None
-        if self._cache is None or self._cache[0] != latest:
-            result = conn.execute(_RESULT, {"id": latest}).scalar_one()
+        if self._cache is None or self._cache[0] != release:
+            result = read().execute(_RESULT, {"id": release}).scalar_one()
             items = [(str(i), float(c)) for i, c in json.loads(result)]
-            self._cache = (latest, items)
+            self._cache = (release, items)
         return self._cache[1]
 
     def _latest(self, conn: Connection, dataset: str) -> Any:

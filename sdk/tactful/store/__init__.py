@@ -119,10 +119,11 @@ class Store:
             if conn.in_transaction():
                 conn.commit()
 
-    def probe(self, user_id: str) -> Probe:
-        """The subject of a user id, the mark of its gate-relevant rows, the model epoch
-        (`tactful.store.probe`): one statement, on a connection of the store's own."""
-        return probe(self.reads, self.subjects, user_id)
+    def probe(self, user_id: str, dataset: str = "popularity") -> Probe:
+        """The subject of a user id, the mark of its gate-relevant rows, the model epoch and
+        the latest DP top-k release of `dataset` (`tactful.store.probe`): one statement, on a
+        connection of the store's own."""
+        return probe(self.reads, self.subjects, user_id, dataset)
 
     def read_meta(self, conn: Connection, key: str) -> str | None:
         """A store-wide fact (schema version, model epoch), or None."""

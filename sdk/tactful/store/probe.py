@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Dialect, ScalarSelect, Table, bindparam, func, select
+from sqlalchemy import Dialect, ScalarSelect, Table, bindparam, func, literal, select
 
 from tactful.store.engine import DriverReads, driver_sql
 from tactful.store.subjects import SubjectRef, Subjects
 from tactful.store.tables import (
     ConsentRecord,
+    DPRelease,
     Event,
     Objection,
     ProfileField,
@@ -43,6 +44,7 @@ _profile = table_of(ProfileField)
 _event = table_of(Event)
 _membership = table_of(SegmentMembership)
 _meta = table_of(StoreMeta)
+_release = table_of(DPRelease)
 _sid = _subject.c.id
 
 
@@ -63,6 +65,20 @@ _MARKS = (
     _of_subject(_membership.c.updated_at, table=_membership),
 )
 _EPOCH = select(_meta.c.value).where(_meta.c.key == EPOCH)
+# The latest released DP top-k list of the dataset the non-personalized answer uses: its id
+# tells whether the list this process parsed is still the one to show.
+_RELEASE = (
+    select(_release.c.id)
+    .where(
+        (_release.c.dataset == bindparam("dataset"))
+        & (_release.c.kind == "top_k")
+        & _release.c.result.is_not(None)
+    )
+    .order_by(_release.c.created_at.desc(), _release.c.id.desc())
+    .limit(1)
+)
+# One row whether or not the user is known: the subject is LEFT JOINed to a one-row source.
+_ONE = select(literal(1).label("one")).subquery()
 _PROBE = select(
     _sid,
     _subject.c.alias,
@@ -70,8 +86,9 @@ _PROBE = select(
     _subject.c.jurisdiction,
     _subject.c.user_id_ct.is_(None),
     _EPOCH.scalar_subquery(),
+    _RELEASE.scalar_subquery(),
     *_MARKS,
-).where(_subject.c.ref == bindparam("ref"))
+).select_from(_ONE.outerjoin(_subject, _subject.c.ref == bindparam("ref")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +97,19 @@ class Probe:
 
     `subject` is None for a user id with no data (never recorded, or erased). `mark` changes
     whenever anything the gate reads of the subject changed; `epoch` is the store-wide model
-    epoch ("0" before the first bump).
+    epoch ("0" before the first bump); `release` the id of the latest released DP top-k list
+    of the dataset asked for (None before the first).
     """
 
     subject: SubjectRef | None
     mark: tuple[object, ...]
     epoch: str
+    release: str | None = None
 
 
-def probe(reads: DriverReads, subjects: Subjects, user_id: str) -> Probe:
-    """The subject of `user_id`, the mark of its gate-relevant rows, and the model epoch.
+def probe(reads: DriverReads, subjects: Subjects, user_id: str, dataset: str) -> Probe:
+    """The subject of `user_id`, the mark of its gate-relevant rows, the model epoch, and the
+    latest DP top-k release of `dataset`.
 
     One statement on a connection of the store's own, outside any transaction: it runs on
     every gated call, and SQLAlchemy's pool checkout (on PostgreSQL a pre-ping and a
@@ -98,47 +118,40 @@ def probe(reads: DriverReads, subjects: Subjects, user_id: str) -> Probe:
     mark with older rows than it was read from.
     """
     ref = subjects.pseudonym(user_id)
-    dialect = reads.engine.dialect
-    sql, params = _compiled(dialect)
-    rows = reads.run(sql, params(ref))
-    if not rows:
-        epoch_rows = reads.run(*_epoch_sql(dialect))
-        epoch = epoch_rows[0][0] if epoch_rows else None
-        return Probe(None, (), "0" if epoch is None else str(epoch))
-    sid, alias, status, jurisdiction, legacy, epoch, *marks = rows[0]
+    sql, params = _compiled(reads.engine.dialect)
+    ((sid, alias, status, jurisdiction, legacy, epoch, release, *marks),) = reads.run(
+        sql, params(ref, dataset)
+    )
+    epoch = "0" if epoch is None else str(epoch)
+    release = None if release is None else str(release)
+    if sid is None:
+        return Probe(None, (), epoch, release)
     subject = SubjectRef(sid, ref, alias, status, jurisdiction, bool(legacy))
-    return Probe(subject, tuple(marks), "0" if epoch is None else str(epoch))
+    return Probe(subject, tuple(marks), epoch, release)
 
 
-_EPOCH_SQL: dict[str, tuple[str, tuple[Any, ...]]] = {}
+_SQL: dict[str, tuple[str, Callable[[str, str], tuple[Any, ...]]]] = {}
 
 
-def _epoch_sql(dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
-    """The model-epoch read for a dialect's cursor, with its parameters (rendered once)."""
-    found = _EPOCH_SQL.get(dialect.name)
-    if found is None:
-        sql, order = driver_sql(_EPOCH, dialect)
-        constants = _EPOCH.compile(dialect=dialect).params
-        found = _EPOCH_SQL[dialect.name] = (sql, tuple(constants[name] for name in order))
-    return found
-
-
-_SQL: dict[str, tuple[str, Callable[[str], tuple[Any, ...]]]] = {}
-
-
-def _compiled(dialect: Dialect) -> tuple[str, Callable[[str], tuple[Any, ...]]]:
-    """The probe's SQL for a dialect's cursor, and how to bind a pseudonym to it (once)."""
+def _compiled(dialect: Dialect) -> tuple[str, Callable[[str, str], tuple[Any, ...]]]:
+    """The probe's SQL for a dialect's cursor, and how to bind a pseudonym and a dataset to
+    it (rendered once)."""
     found = _SQL.get(dialect.name)
     if found is None:
         sql, order = driver_sql(_PROBE, dialect)
         constants = _PROBE.compile(dialect=dialect).params
-        template = [None if name == "ref" else constants[name] for name in order]
-        at = [i for i, name in enumerate(order) if name == "ref"]
+        template = [constants.get(name) for name in order]
+        slots: dict[str, list[int]] = {"ref": [], "dataset": []}
+        for i, name in enumerate(order):
+            if name in slots:
+                slots[name].append(i)
 
-        def bind(ref: str) -> tuple[Any, ...]:
+        def bind(ref: str, dataset: str) -> tuple[Any, ...]:
             params = list(template)
-            for i in at:
+            for i in slots["ref"]:
                 params[i] = ref
+            for i in slots["dataset"]:
+                params[i] = dataset
             return tuple(params)
 
         found = _SQL[dialect.name] = (sql, bind)
