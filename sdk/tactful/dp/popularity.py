@@ -17,22 +17,13 @@ from tactful.dp.budget import MICRO
 from tactful.dp.plan import Release, ReleaseRecord
 from tactful.errors import ValidationError
 from tactful.store import Store, now, utc
+from tactful.store.probe import LATEST_RELEASE
 from tactful.store.tables import DPRelease, table_of
 
 if TYPE_CHECKING:
     from tactful.dp.api import Aggregates
 
 _release = table_of(DPRelease)
-_LATEST_ID = (
-    select(_release.c.id)
-    .where(
-        (_release.c.dataset == bindparam("dataset"))
-        & (_release.c.kind == "top_k")
-        & _release.c.result.is_not(None)
-    )
-    .order_by(_release.c.created_at.desc(), _release.c.id.desc())
-    .limit(1)
-)
 _RESULT = select(_release.c.result).where(_release.c.id == bindparam("id"))
 
 DEFAULT_PURPOSE = "analytics.aggregate"
@@ -111,7 +102,7 @@ class DPPopularity:
     ) -> list[tuple[str, float]] | None:
         """The cached DP popularity list (item, noisy count), best first; None if none yet."""
         return self.of_release(
-            lambda: conn, conn.execute(_LATEST_ID, {"dataset": dataset}).scalar()
+            lambda: conn, conn.execute(LATEST_RELEASE, {"dataset": dataset}).scalar()
         )
 
     def of_release(

@@ -65,9 +65,9 @@ _MARKS = (
     _of_subject(_membership.c.updated_at, table=_membership),
 )
 _EPOCH = select(_meta.c.value).where(_meta.c.key == EPOCH)
-# The latest released DP top-k list of the dataset the non-personalized answer uses: its id
-# tells whether the list this process parsed is still the one to show.
-_RELEASE = (
+# The latest released DP top-k list of a dataset (bound as "dataset"): its id tells whether
+# the non-personalized list a process parsed is still the one to show.
+LATEST_RELEASE = (
     select(_release.c.id)
     .where(
         (_release.c.dataset == bindparam("dataset"))
@@ -86,7 +86,7 @@ _PROBE = select(
     _subject.c.jurisdiction,
     _subject.c.user_id_ct.is_(None),
     _EPOCH.scalar_subquery(),
-    _RELEASE.scalar_subquery(),
+    LATEST_RELEASE.scalar_subquery(),
     *_MARKS,
 ).select_from(_ONE.outerjoin(_subject, _subject.c.ref == bindparam("ref")))
 
