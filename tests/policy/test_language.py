@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tactful import PolicyError
-from tactful.policy import DEFAULT_DENY, evaluate, load_pack
+from tactful.policy import DEFAULT_DENY, CompiledPolicy, evaluate, load_pack
 from tactful.settings import Settings
 from tests.policy.helpers import compiled, pack_with, state
 
@@ -23,18 +23,19 @@ def rules(*extra: str) -> str:
     return "rules:" + ALLOW + "".join(extra)
 
 
+def with_rules(tmp_path: Path, *extra: str) -> CompiledPolicy:
+    """The default pack compiled with its rules replaced by ALLOW and `extra`."""
+    return compiled(pack_with(tmp_path, rules(*extra)))
+
+
 def test_deny_wins_over_personalized_at_the_same_priority(tmp_path: Path) -> None:
-    policy = compiled(
-        pack_with(
-            tmp_path,
-            rules(
-                """
+    policy = with_rules(
+        tmp_path,
+        """
   - id: no-tv
     match: {context: {device: [tv]}}
     effect: deny
-"""
-            ),
-        )
+""",
     )
     tv = evaluate(policy, "personalization", state(), {"device": "tv"})
     assert tv.outcome == "denied" and tv.reasons == ("no-tv",) and tv.read == frozenset()
@@ -43,11 +44,9 @@ def test_deny_wins_over_personalized_at_the_same_priority(tmp_path: Path) -> Non
 
 
 def test_a_higher_priority_rule_says_otherwise(tmp_path: Path) -> None:
-    policy = compiled(
-        pack_with(
-            tmp_path,
-            rules(
-                """
+    policy = with_rules(
+        tmp_path,
+        """
   - id: no-tv
     match: {context: {device: [tv]}}
     effect: deny
@@ -56,9 +55,7 @@ def test_a_higher_priority_rule_says_otherwise(tmp_path: Path) -> None:
     match: {purposes: [personalization], consent: given, jurisdiction: [AT]}
     effect: personalized
     obligations: {read: [user.behavior]}
-"""
-            ),
-        )
+""",
     )
     at = evaluate(policy, "personalization", state(jurisdiction="AT"), {"device": "tv"})
     assert at.outcome == "personalized" and at.reasons == ("tv-in-at",)
@@ -93,17 +90,13 @@ def test_priority_cannot_lift_the_statutory_floors(tmp_path: Path) -> None:
 
 
 def test_no_matching_rule_with_an_effect_is_denied_by_default(tmp_path: Path) -> None:
-    policy = compiled(
-        pack_with(
-            tmp_path,
-            rules(
-                """
+    policy = with_rules(
+        tmp_path,
+        """
   - id: tag-only
     match: {purposes: ["*"]}
     obligations: {exclude_item_categories: [alcohol]}
-"""
-            ),
-        )
+""",
     )
     d = evaluate(policy, "marketing.email", state(("marketing.email",)), {})
     assert d.outcome == "denied" and d.reasons == (DEFAULT_DENY, "tag-only")
@@ -111,11 +104,9 @@ def test_no_matching_rule_with_an_effect_is_denied_by_default(tmp_path: Path) ->
 
 
 def test_objection_minor_and_consent_to_matchers(tmp_path: Path) -> None:
-    policy = compiled(
-        pack_with(
-            tmp_path,
-            rules(
-                """
+    policy = with_rules(
+        tmp_path,
+        """
   - id: objected
     match: {objection: true}
     effect: deny
@@ -126,9 +117,7 @@ def test_objection_minor_and_consent_to_matchers(tmp_path: Path) -> None:
     match: {purposes: [personalization], consent: given, consent_to: [marketing.targeted]}
     effect: personalized
     obligations: {read: [user.demographic]}
-"""
-            ),
-        )
+""",
     )
     objected = evaluate(policy, "personalization", state(objections=("personalization",)), {})
     assert objected.reasons == ("objected",)
@@ -145,11 +134,9 @@ def test_objection_minor_and_consent_to_matchers(tmp_path: Path) -> None:
 
 
 def test_purpose_matchers_are_resolved_at_compile_time(tmp_path: Path) -> None:
-    policy = compiled(
-        pack_with(
-            tmp_path,
-            rules(
-                """
+    policy = with_rules(
+        tmp_path,
+        """
   - id: contact-data
     match: {data_categories: [user.contact]}
     effect: deny
@@ -159,9 +146,7 @@ def test_purpose_matchers_are_resolved_at_compile_time(tmp_path: Path) -> None:
   - id: marketing-dpv
     match: {dpv: ["dpv:DirectMarketing"]}
     obligations: {exclude_item_categories: [ads]}
-"""
-            ),
-        )
+""",
     )
     assert [r.id for r in policy.rules_for("marketing.email")] == [
         "contact-data",
@@ -173,17 +158,13 @@ def test_purpose_matchers_are_resolved_at_compile_time(tmp_path: Path) -> None:
 
 
 def test_settings_and_context_matchers(tmp_path: Path) -> None:
-    policy = compiled(
-        pack_with(
-            tmp_path,
-            rules(
-                """
+    policy = with_rules(
+        tmp_path,
+        """
   - id: low-discovery-email
     match: {settings: {discovery: 0.0}, context: {channel: [email]}}
     effect: non_personalized
-"""
-            ),
-        )
+""",
     )
     zero = Settings(discovery=0.0)
     assert evaluate(
@@ -195,17 +176,13 @@ def test_settings_and_context_matchers(tmp_path: Path) -> None:
 
 
 def test_withhold_beats_read_even_for_a_broader_category(tmp_path: Path) -> None:
-    policy = compiled(
-        pack_with(
-            tmp_path,
-            rules(
-                """
+    policy = with_rules(
+        tmp_path,
+        """
   - id: no-location-in-fr
     match: {jurisdiction: [FR]}
     obligations: {withhold: [user.location]}
-"""
-            ),
-        )
+""",
     )
     ctx = {"coarse_location": "FR", "device": "mobile"}
     fr = evaluate(policy, "personalization", state(jurisdiction="FR"), ctx)
