@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tactful.errors import ConfigurationError
+from tactful.policy.cache import DEFAULT_CAPACITY as DEFAULT_SUBJECT_CACHE
+from tactful.store.subjects import CIPHER_CACHE as DEK_CACHE
 
 DEFAULT_HOME = ".tactful"
 DB_FILE = "tactful.db"
 KEY_FILE = "master.key"
 KEYSTORE_FILE = "keys.db"
-DEK_CACHE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +123,6 @@ def audit_batched() -> bool:
             f"TACTFUL_AUDIT must be one of {', '.join(AUDIT_MODES)}, not {mode!r}"
         )
     return mode == "batched"
-
-
-DEFAULT_SUBJECT_CACHE = 4096
 
 
 def subject_cache_size(given: int | None = None) -> int:
