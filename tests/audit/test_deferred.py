@@ -20,6 +20,7 @@ from sqlalchemy import text
 from tactful import Tactful
 from tactful.audit import CHECKPOINT_EVERY, AuditLog
 from tactful.errors import ConfigurationError
+from tests.audit import damage
 from tests.conftest import POLICIES, seed_small
 
 PATIENCE = 60.0  # seconds a poll waits before the test fails (never a speed assertion)
@@ -206,6 +207,24 @@ def test_a_batch_crossing_multiples_of_checkpoint_every_signs_each(tf: Tactful) 
     assert verdict.ok and verdict.entries == 30 + 2 * CHECKPOINT_EVERY + 20
     assert verdict.checkpoints == 2 and verdict.checkpoint is not None
     assert verdict.checkpoint.seq == 2 * CHECKPOINT_EVERY
+
+
+def test_a_batch_never_signs_a_head_over_an_entry_edited_before_it(tf: Tactful) -> None:
+    # The batch's own entries are linked under the lock and not re-read; the entries before
+    # it in the checkpoint's window are, so an edit there leaves the checkpoint unsigned.
+    audit = _log(tf, max_pending=10_000)
+    with tf._store.begin() as conn:
+        for n in range(CHECKPOINT_EVERY - 10):
+            audit.append(conn, "test.event", {"n": n})
+    damage.modify_payload(tf, CHECKPOINT_EVERY - 20)
+    for n in range(20):
+        audit.defer("decision", {"n": n})
+    assert audit.flush() == 20
+    with tf._store.engine.connect() as conn:
+        signed = conn.execute(text("SELECT seq FROM audit_checkpoint")).all()
+    assert signed == [], "the edited stretch was not blessed"
+    verdict = tf.audit.verify()
+    assert (verdict.damage, verdict.first_bad_seq) == ("modified", CHECKPOINT_EVERY - 20)
 
 
 def test_readers_see_every_decision_this_process_deferred(tf: Tactful) -> None:
