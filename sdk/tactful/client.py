@@ -68,7 +68,7 @@ class Tactful:
         self.pack = pack
         self._audit = AuditLog(
             audit_key=store.subjects.keys.audit_key,
-            begin=store.begin,
+            begin=store.audit_begin,
             batched=_config.audit_batched(),
         )
         self._ledger = ConsentLedger(pack.purposes, pack.meta.controller.model_dump())
@@ -85,6 +85,8 @@ class Tactful:
             memberships=Memberships(store.subjects),
             cache=SubjectCache(_config.subject_cache_size(subject_cache)),
         )
+        # No caching between calls: no probe answered from memory either.
+        store.probe_memo = min(store.probe_memo, self._gate.cache.capacity)
         self._rights = Rights(store, self._ledger, self._settings, self._audit, pack.purposes)
         self._models = Models(self)
         self.profiles = ProfilesAPI(self)

@@ -181,3 +181,39 @@ def test_the_cache_size_is_configurable(db_url: str, tmp_path: Path) -> None:
         assert len(off._gate.cache) == 0
     with pytest.raises(ConfigurationError, match="subject_cache"):
         Tactful.open(db_url=db_url, key_file=tmp_path / "k2", subject_cache=-1)
+
+
+def test_on_sqlite_a_quiet_store_answers_the_probe_from_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite tells a connection whether any other connection committed since it last asked
+    # (PRAGMA data_version). The audit log writes its queued decision records on the asking
+    # connection, so the gate's own group commits do not count: while nothing else is
+    # committed, the probe's statement is not run again. Anything committed elsewhere is.
+    url = f"sqlite:///{tmp_path / 'tactful.db'}"
+    key = tmp_path / "master.key"
+    with (
+        Tactful.open(db_url=url, key_file=key, policies=POLICIES) as tf,
+        Tactful.open(db_url=url, key_file=key, policies=POLICIES) as other,
+    ):
+        seed_small(tf)
+        assert tf.recommend("u1", k=6).mode == "personalized"
+        reads = tf._store.reads
+        ran: list[str] = []
+        real = reads.run
+
+        def counted(sql: str, params: tuple[object, ...]) -> list[object]:
+            ran.append(sql)
+            return real(sql, params)
+
+        monkeypatch.setattr(reads, "run", counted)
+        tf.recommend("u1", k=6)
+        assert tf.audit.flush() >= 2  # the decision records, on the watching connection
+        assert tf.recommend("u1", k=6).mode == "personalized"
+        assert ran == [], "nothing was committed but audit records: no probe statement"
+        other.consent.withdraw("u1", "personalization")
+        assert tf.recommend("u1", k=6).mode == "non_personalized"
+        assert len(ran) == 1, "a commit elsewhere makes the next call probe again"
+        tf.consent.grant("u1", ["personalization"])  # this process, through its pool
+        assert tf.recommend("u1", k=6).mode == "personalized"
+        assert len(ran) == 2

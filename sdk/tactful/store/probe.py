@@ -117,7 +117,11 @@ def probe(reads: DriverReads, subjects: Subjects, user_id: str, dataset: str) ->
     read after it, in a snapshot of its own, is as new or newer: a cache entry never pairs a
     mark with older rows than it was read from.
     """
-    ref = subjects.pseudonym(user_id)
+    return probe_ref(reads, subjects.pseudonym(user_id), dataset)
+
+
+def probe_ref(reads: DriverReads, ref: str, dataset: str) -> Probe:
+    """`probe` by the user's pseudonym (`Subjects.pseudonym`)."""
     sql, params = _compiled(reads.engine.dialect)
     ((sid, alias, status, jurisdiction, legacy, epoch, release, *marks),) = reads.run(
         sql, params(ref, dataset)

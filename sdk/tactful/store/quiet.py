@@ -1,0 +1,110 @@
+"""SQLite: whether anything but this process's audit writer committed since a moment.
+
+SQLite counts, per connection, the commits other connections made: `PRAGMA data_version`
+returns a different value once any other connection (of this process or another) committed,
+and the same value for the connection's own commits. It is read from the WAL index in shared
+memory, at the cost of a read transaction's start (a few µs, no table read).
+
+`Quiet` holds one connection of its own for that question and lets the audit log write its
+queued decision records on that same connection (`begin`), so the gate's own group commits do
+not count as changes. Every other write (consent, settings, profiles, events, erasure, model
+epoch, DP releases), from any process and any other connection, moves the value. While it
+has not moved, every row the gate's probe reads is as it was when the probe ran: the store
+answers the probe from memory (`Store.probe`). See docs/architecture.md, "Probes answered
+from memory (SQLite)".
+
+Only audit-log writes may go through `begin`: anything else written there would not be seen
+as a change by this process's gate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+
+class Quiet:
+    """A change generation of the database, cheap to ask for; and the connection to write
+    audit records on without moving it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.generation = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()  # fresh in a forked child: a parent thread may hold one
+        self._conn: Connection | None = None
+        self._version: object = None
+        self._writing = False  # inside `begin`'s transaction, its write lock held
+
+    def now(self) -> int | None:
+        """The current generation: it changes whenever another connection committed since the
+        last call. None when it cannot be told without waiting (the audit log is opening or
+        committing its transaction): the caller then reads the database."""
+        if self._pid != os.getpid():
+            self._reset()
+            self.generation += 1
+        if not self._lock.acquire(blocking=False):
+            # Inside the audit log's write transaction nobody else can commit (it holds
+            # SQLite's write lock), and `begin` took the generation once the lock was held.
+            return self.generation if self._writing else None
+        try:
+            self._observe()
+            return self.generation
+        finally:
+            self._lock.release()
+
+    def _observe(self) -> None:
+        raw: Any = self._connection().connection.dbapi_connection
+        (version,) = raw.execute("PRAGMA data_version").fetchone()
+        if version != self._version:
+            self._version = version
+            self.generation += 1
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction (BEGIN IMMEDIATE) on the watching connection: for the audit
+        log's own writes only (see the module docstring)."""
+        if self._pid != os.getpid():
+            self._reset()
+            self.generation += 1
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.begin():
+                    # The write lock is held from here to the commit: what others committed
+                    # before it is counted now, and nothing more can be until the commit.
+                    self._observe()
+                    self._writing = True
+                    try:
+                        yield conn
+                    finally:
+                        self._writing = False
+            except BaseException:
+                # Whatever failed, the next question starts from a fresh generation.
+                self.generation += 1
+                self._version = None
+                raise
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.invalidated or self._conn.closed:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def close(self) -> None:
+        """Give the connection back (this process's only)."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            self.generation += 1
+            self._version = None
+        if conn is not None and self._pid == os.getpid():
+            with contextlib.suppress(Exception):
+                conn.close()
