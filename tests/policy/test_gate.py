@@ -142,3 +142,33 @@ def test_error_in_a_later_rule_names_its_own_line(tmp_path: Path) -> None:
         PolicyError, match=rf"rules\.yaml:{last + 1}: at rules\.{len(effects) - 1}\."
     ):
         load_pack(tmp_path)
+
+
+def test_each_call_is_recorded_with_its_own_decision_id_and_the_same_facts(tf: Tactful) -> None:
+    # A repeated call reuses the record's canonical JSON around the decision id's place:
+    # the stored payload must be exactly what encoding the full record gives.
+    import json
+
+    from sqlalchemy import text
+
+    from tactful.audit import canonical
+
+    seed_small(tf)
+    calls = [tf.recommend("u1", k=3, context={"device": "mobile"}) for _ in range(3)]
+    calls.append(tf.recommend("u3", k=3))
+    tf.audit.flush()
+    with tf._store.engine.connect() as conn:
+        stored = [
+            row.payload
+            for row in conn.execute(
+                text("SELECT payload FROM audit_log WHERE kind = 'decision' ORDER BY seq")
+            )
+        ][-4:]
+    records = [json.loads(p) for p in stored]
+    assert [r["decision_id"] for r in records] == [c.decision_id for c in calls]
+    assert len({c.decision_id for c in calls}) == 4
+    assert all(p == canonical(r) for p, r in zip(stored, records, strict=True))
+    first = {k: v for k, v in records[0].items() if k != "decision_id"}
+    assert all({k: v for k, v in r.items() if k != "decision_id"} == first for r in records[1:3])
+    assert records[0]["outcome"] == "personalized" and records[3]["outcome"] == "non_personalized"
+    assert tf.audit.verify().ok

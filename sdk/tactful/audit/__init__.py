@@ -28,11 +28,12 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring as _string
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Connection, Row, event, func, select, text
+from sqlalchemy import Connection, Dialect, Row, event, func, select, text
 
 from tactful.audit.deferred import Buffer, Pending
 from tactful.errors import IntegrityError
 from tactful.store import checkpoint_mac, checkpoint_mac_valid, now, utc
+from tactful.store.engine import driver_sql
 from tactful.store.tables import AuditCheckpoint, AuditEntry, table_of
 
 GENESIS = "0" * 64
@@ -140,6 +141,20 @@ _LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 # An own-transaction flush waits for the chain's lock at most as long as SQLite's busy timeout.
 _LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '30s'")
 _INSERT = _audit.insert()
+_INSERTS: dict[str, tuple[str, Callable[[datetime], Any]]] = {}
+_ENTRY_ORDER = ("seq", "ts", "kind", "alias", "payload", "prev_hash", "hash")
+
+
+def _insert_for(dialect: Dialect) -> tuple[str, Callable[[datetime], Any]]:
+    """The entry INSERT rendered for the driver (columns in `_ENTRY_ORDER`), and how a
+    timestamp is bound on this dialect (as SQLAlchemy would store it)."""
+    found = _INSERTS.get(dialect.name)
+    if found is None:
+        sql, order = driver_sql(_INSERT, dialect)
+        assert order == _ENTRY_ORDER, order
+        stamp = _audit.c.ts.type.dialect_impl(dialect).bind_processor(dialect)
+        found = _INSERTS[dialect.name] = (sql, stamp or (lambda value: value))
+    return found
 
 
 def _locked_head(conn: Connection) -> Row[Any, Any] | None:
@@ -222,7 +237,7 @@ class AuditLog:
         self,
         conn: Connection,
         kind: str,
-        payload: Mapping[str, object],
+        payload: Mapping[str, object] | str,
         *,
         alias: str | None = None,
     ) -> int:
@@ -230,19 +245,23 @@ class AuditLog:
 
         Entries this process deferred are written first, in the same transaction, so the
         chain keeps this process's order; if the transaction rolls back they are queued again.
+        A payload given as text must already be its `canonical` JSON.
         """
-        body = canonical(dict(payload))
+        body = payload if isinstance(payload, str) else canonical(dict(payload))
         head = _locked_head(conn)
         queued = self._take(conn)
         entry = Pending(now(), kind, alias, body, 0.0)
         return self._chain(conn, head, [*queued, entry])
 
-    def defer(self, kind: str, payload: Mapping[str, object], *, alias: str | None = None) -> None:
+    def defer(
+        self, kind: str, payload: Mapping[str, object] | str, *, alias: str | None = None
+    ) -> None:
         """Record an entry whose chain position is assigned when its batch is written.
 
-        Its time is now and its payload is fixed now; no database work happens on the
-        caller's path (batched). A hard crash (SIGKILL, power loss) loses what is still queued:
-        at most `max_delay` seconds or `max_pending` entries. Call it outside a write
+        Its time is now and its payload is fixed now (text: already `canonical` JSON); no
+        database work happens on the caller's path (batched). A hard crash (SIGKILL, power
+        loss) loses what is still queued: at most `max_delay` seconds or `max_pending`
+        entries. Call it outside a write
         transaction of your own: at `max_pending` it writes the queue in a transaction of its
         own, which would wait for yours. With `batched=False` it writes the entry in its own
         transaction before returning (and raises if that fails).
@@ -251,7 +270,8 @@ class AuditLog:
             raise RuntimeError(
                 "defer needs a way to open a transaction: build AuditLog(begin=store.begin)"
             )
-        entry = Pending(now(), kind, alias, canonical(dict(payload)), time.monotonic())
+        body = payload if isinstance(payload, str) else canonical(dict(payload))
+        entry = Pending(now(), kind, alias, body, time.monotonic())
         if self._batched:
             self._queue.put(entry)
             return
@@ -334,26 +354,18 @@ class AuditLog:
         and sign the periodic checkpoints the batch reaches; returns the last seq."""
         seq = 0 if head is None else int(head.seq)
         prev = GENESIS if head is None else str(head.hash)
-        rows: list[dict[str, object]] = []
+        rows: list[tuple[object, ...]] = []
         reached: list[tuple[int, str, datetime]] = []  # periodic checkpoints due in the batch
+        sql, bind_ts = _insert_for(conn.dialect)
         for e in entries:
             seq += 1
             digest = entry_hash(seq, e.ts, e.kind, e.alias, e.payload, prev)
-            rows.append(
-                {
-                    "seq": seq,
-                    "ts": e.ts,
-                    "kind": e.kind,
-                    "alias": e.alias,
-                    "payload": e.payload,
-                    "prev_hash": prev,
-                    "hash": digest,
-                }
-            )
+            rows.append((seq, bind_ts(e.ts), e.kind, e.alias, e.payload, prev, digest))
             if seq % CHECKPOINT_EVERY == 0:
                 reached.append((seq, digest, e.ts))
             prev = digest
-        conn.execute(_INSERT, rows)
+        # The driver's executemany of the prebuilt INSERT (no per-row parameter processing).
+        conn.exec_driver_sql(sql, rows)
         # The periodic checkpoint signs only a head whose unsigned stretch verifies, so a
         # rewrite made since the last checkpoint is never blessed: its checkpoint is then
         # missing, which `verify` reports.

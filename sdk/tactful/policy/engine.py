@@ -9,7 +9,7 @@ set memberships per rule.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -67,6 +67,31 @@ class Decision:
     diversity_floor: float = 0.0
     dp_aggregate: bool = False
     context: frozenset[str] = frozenset()
+
+
+def decision_id() -> str:
+    """A new decision id: 128 random bits in hex (32 characters)."""
+    return os.urandom(16).hex()
+
+
+def renewed(decision: Decision) -> Decision:
+    """The same decision under a new id (a memoized decision made again for another call)."""
+    d = decision
+    return Decision(
+        decision_id(),
+        d.purpose,
+        d.outcome,
+        d.reasons,
+        d.read,
+        d.exclude_item_categories,
+        d.policy_version,
+        d.policy_hash,
+        d.descriptions,
+        d.withhold,
+        d.diversity_floor,
+        d.dp_aggregate,
+        d.context,
+    )
 
 
 Predicate = Callable[[str, SubjectState, Mapping[str, str]], bool]
@@ -282,7 +307,7 @@ class CompiledPolicy:
             final, fields = self.readable_of(purpose, read, withheld, state)
             names = fields.intersection(context)
         return Decision(
-            id=uuid.uuid4().hex,
+            id=decision_id(),
             purpose=purpose,
             outcome=outcome,
             reasons=reasons,

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from tactful.audit import AuditLog
+from tactful.audit import AuditLog, canonical
 from tactful.consent import AgeRules, ConsentLedger, Purpose
 from tactful.errors import ValidationError
 from tactful.policy.cache import CachedSubject, SubjectCache, clock, expiry
-from tactful.policy.engine import DEFAULT_DENY_TEXT, CompiledPolicy, Decision, SubjectState
+from tactful.policy.engine import (
+    DEFAULT_DENY_TEXT,
+    CompiledPolicy,
+    Decision,
+    SubjectState,
+    renewed,
+)
 from tactful.policy.protections import protect
 from tactful.segments import CompiledSegments, Evaluation, Memberships, ViewLike
 from tactful.settings import Settings, SettingsStore
@@ -30,6 +35,7 @@ def explain(decision: Decision) -> str:
     return f"No recommendations: {reason}."
 
 
+RECORD_TEMPLATES = 1024
 DIRECT_MARKETING_DPV = frozenset({"dpv:DirectMarketing", "dpv:PersonalisedAdvertising"})
 FLOOR_MARKETING = "art21-objection-direct-marketing"
 FLOOR_PROFILING = "art21-objection-profiling"
@@ -107,6 +113,8 @@ class Gate:
         self.segments = CompiledSegments(policy.pack.segments, policy.pack.schema)
         self._memberships = memberships
         self.cache = cache if cache is not None else SubjectCache()
+        # Canonical decision records around the decision id's place (see `record`).
+        self._records: dict[tuple[object, ...], tuple[str, str]] = {}
 
     def state(self, conn: Connection, subject: SubjectRef | None) -> tuple[SubjectState, Settings]:
         """Read the subject's consent (now), settings, status, jurisdiction and age facts.
@@ -196,7 +204,7 @@ class Gate:
                 entry.decisions, key, evaluate(policy, purpose, entry.state, ctx)
             )
             return known, entry.settings
-        return replace(known, id=uuid.uuid4().hex), entry.settings
+        return renewed(known), entry.settings
 
     @staticmethod
     def check(
@@ -301,27 +309,51 @@ class Gate:
             ]
         if experiment is not None:
             extra["experiment"] = dict(experiment)
-        payload: dict[str, object] = {
-            "decision_id": decision.id,
-            "purpose": decision.purpose,
-            "outcome": decision.outcome,
-            "reasons": list(decision.reasons),
-            "categories_allowed": sorted(decision.read),
-            "categories_used": sorted(categories_used),
-            "excluded_item_categories": sorted(decision.exclude_item_categories),
-            "context_fields": sorted(decision.context),
-            "diversity_floor": decision.diversity_floor,
-            "dp_aggregate": decision.dp_aggregate,
-            "explanation": explain(decision),
-            "signals": sorted(set(signals)),
-            "policy_version": decision.policy_version,
-            "policy_hash": decision.policy_hash,
-            "recommender": recommender,
-            "items": items,
-            **extra,
-        }
+
+        def payload(decision_id: str) -> dict[str, object]:
+            return {
+                "decision_id": decision_id,
+                "purpose": decision.purpose,
+                "outcome": decision.outcome,
+                "reasons": list(decision.reasons),
+                "categories_allowed": sorted(decision.read),
+                "categories_used": sorted(categories_used),
+                "excluded_item_categories": sorted(decision.exclude_item_categories),
+                "context_fields": sorted(decision.context),
+                "diversity_floor": decision.diversity_floor,
+                "dp_aggregate": decision.dp_aggregate,
+                "explanation": explain(decision),
+                "signals": sorted(set(signals)),
+                "policy_version": decision.policy_version,
+                "policy_hash": decision.policy_hash,
+                "recommender": recommender,
+                "items": items,
+                **extra,
+            }
+
+        body: str
+        if experiment is not None or not decision.id.isalnum():
+            body = canonical(payload(decision.id))
+        else:
+            # The same decision, recommender, signals and segments give the same record but
+            # for the decision id: its canonical JSON is kept around the id's place (the keys are
+            # sorted and unique, and an alphanumeric id needs no escaping).
+            d = decision
+            key = (
+                d.purpose, d.outcome, d.reasons, d.read, d.exclude_item_categories, d.context,
+                d.diversity_floor, d.dp_aggregate, d.descriptions, d.policy_version,
+                d.policy_hash, categories_used, recommender, items, frozenset(signals),
+                segments,
+            )  # fmt: skip
+            template = self._records.get(key)
+            if template is None:
+                head, _, tail = canonical(payload("")).partition('"decision_id":""')
+                if len(self._records) >= RECORD_TEMPLATES:
+                    self._records.clear()
+                template = self._records[key] = (head + '"decision_id":"', '"' + tail)
+            body = template[0] + decision.id + template[1]
         alias = subject.alias if subject else None
         if conn is None:
-            self._audit.defer("decision", payload, alias=alias)
+            self._audit.defer("decision", body, alias=alias)
         else:
-            self._audit.append(conn, "decision", payload, alias=alias)
+            self._audit.append(conn, "decision", body, alias=alias)
