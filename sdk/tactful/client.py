@@ -24,7 +24,7 @@ from tactful.dp import Aggregates
 from tactful.dp.popularity import POPULARITY_DATASET
 from tactful.errors import ValidationError
 from tactful.experiments import Experiments
-from tactful.models import Recommendations, RecommendedItem
+from tactful.models import Recommendations
 from tactful.parts.consent import ConsentAPI, SettingsAPI
 from tactful.parts.data import CatalogAPI, EventsAPI, ProfilesAPI
 from tactful.parts.experiments import ExperimentsAPI, shaped
@@ -47,7 +47,7 @@ from tactful.rights import (
     Rights,
 )
 from tactful.segments import Evaluation, Memberships
-from tactful.settings import SettingsStore, pool_size
+from tactful.settings import Settings, SettingsStore, pool_size
 from tactful.store import (
     Connection,
     Store,
@@ -225,31 +225,25 @@ class Tactful:
             recommender = "none"
             segments: Evaluation | None = None
             if decision.outcome == "personalized" and entry is not None:
-                # The request context is the app's, given for this call and never stored; the
-                # view gets only the fields the decision allows (context.yaml categories).
-                view = self._view(read, entry, decision, context or {})
-                # Segments are evaluated by the gate on the minimized view only (once per
-                # cache entry, allowed categories, context and model fit).
+                # What the recommender is given (the view with its segments, and the items
+                # excluded) depends only on the cache entry, the purpose, the decision's
+                # obligations, the allowed context values and the model fit: made once, kept.
                 models = self._models
-                key = (purpose, decision.read, tuple(sorted(view.context.items())), models.fits)
-                segments = entry.derived.get(key)
-                if segments is None:
-                    found = gate.evaluate_segments(decision, view, settings, models.items_in)
-                    segments = entry.remember(entry.derived, key, found)
-                if segments is not None:
-                    view = dataclasses.replace(view, segments=frozenset(segments.matched))
-                used = view.categories_read
-                excluded_key = (decision.exclude_item_categories, models.fits)
-                exclude = entry.derived.get(excluded_key)
-                if exclude is None:
-                    exclude = entry.remember(
-                        entry.derived,
-                        excluded_key,
-                        models.excluded(
-                            decision.exclude_item_categories | frozenset(settings.excluded_topics),
-                            seen=frozenset(i.item for i in view.history),
-                        ),
+                given = context or {}
+                key = (
+                    purpose,
+                    decision.read,
+                    decision.exclude_item_categories,
+                    tuple(sorted((name, given[name]) for name in decision.context)),
+                    models.fits,
+                )
+                prepared = entry.derived.get(key)
+                if prepared is None:
+                    prepared = entry.remember(
+                        entry.derived, key, self._prepare(read, entry, decision, settings, given)
                     )
+                view, segments, exclude = prepared
+                used = view.categories_read
                 # The hybrid blends item-item, content, popularity and app-registered models
                 # and falls back for cold-start users; the user's discovery level (at least
                 # the policy's diversity floor) widens the pool and drives the MMR re-ranking.
@@ -300,19 +294,25 @@ class Tactful:
                 record(conn=conn)
         else:
             record(conn=None)
-        return Recommendations(
-            items=tuple(
-                RecommendedItem(
-                    item=s.item, score=s.score, signal=s.signal, explanation=s.explanation
-                )
-                for s in scored
-            ),
-            mode=decision.outcome,
-            decision_id=decision.id,
-            purpose=purpose,
-            explanation=explain(decision),
-            reasons=decision.reasons,
-            categories_used=tuple(sorted(used)),
+        # One validation of the whole answer (pydantic builds the items from the dicts).
+        return Recommendations.model_validate(
+            {
+                "items": [
+                    {
+                        "item": s.item,
+                        "score": s.score,
+                        "signal": s.signal,
+                        "explanation": s.explanation,
+                    }
+                    for s in scored
+                ],
+                "mode": decision.outcome,
+                "decision_id": decision.id,
+                "purpose": purpose,
+                "explanation": explain(decision),
+                "reasons": decision.reasons,
+                "categories_used": tuple(sorted(used)),
+            }
         )
 
     def train(self) -> None:
@@ -419,6 +419,29 @@ class Tactful:
                 },
             )
         return AuditReport(report)
+
+    def _prepare(
+        self,
+        read: Callable[[], Connection],
+        entry: CachedSubject,
+        decision: Decision,
+        settings: Settings,
+        context: Mapping[str, str],
+    ) -> tuple[MinimizedView, Evaluation | None, frozenset[str]]:
+        """A personalized call's input: the minimized view (the request context is the app's,
+        given for this call and never stored; the view gets only the fields the decision
+        allows), the segments the gate evaluated on that view alone, and the items excluded
+        (the decision's item categories, the user's excluded topics, what they have seen)."""
+        models = self._models
+        view = self._view(read, entry, decision, context)
+        segments = self._gate.evaluate_segments(decision, view, settings, models.items_in)
+        if segments is not None:
+            view = dataclasses.replace(view, segments=frozenset(segments.matched))
+        exclude = models.excluded(
+            decision.exclude_item_categories | frozenset(settings.excluded_topics),
+            seen=frozenset(i.item for i in view.history),
+        )
+        return view, segments, exclude
 
     def _view(
         self,

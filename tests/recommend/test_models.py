@@ -169,3 +169,25 @@ def test_exploration_slot_brings_an_item_outside_the_usual_categories() -> None:
     assert "outside what you usually choose" in out[1].explanation
     with pytest.raises(ValueError, match="between 0 and 1"):
         rerank(pool, 2, 1.5, BY_ID)
+
+
+def test_a_lone_component_listing_an_item_twice_is_summed_as_the_blend_does() -> None:
+    class Twice:
+        name = "twice"
+
+        def fit(self, bundles: object, catalog: object) -> None: ...
+        def learn(self, bundle: object) -> None: ...
+        def forget(self, bundle: object) -> None: ...
+
+        def recommend(
+            self, view: MinimizedView, k: int, exclude: frozenset[str]
+        ) -> list[ScoredItem]:
+            return [
+                ScoredItem("x", 1.0, "twice", ""),
+                ScoredItem("y", 0.8, "twice", ""),
+                ScoredItem("x", 0.5, "twice", ""),
+            ]
+
+    hybrid = HybridRecommender([Twice()], weights={"twice": 2.0})
+    out = hybrid.recommend(MinimizedView(), 2, frozenset())
+    assert [(s.item, s.score) for s in out] == [("x", 3.0), ("y", 1.6)]

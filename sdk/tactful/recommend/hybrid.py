@@ -78,12 +78,24 @@ class HybridRecommender:
         active = [c for c in self.components if self.weight(c.name) != 0]
         # One component and no rules: nothing to blend, so it is asked for the k items only
         # (a pool is there for the blend and the rules to choose from).
-        pool = k if len(active) == 1 and not self.rules else max(self.pool, k)
+        alone = len(active) == 1 and not self.rules
+        pool = k if alone else max(self.pool, k)
+        lists = [(self.weight(c.name), c.recommend(view, pool, exclude)) for c in active]
+        lists = [(w, [s for s in listed if s.item not in exclude]) for w, listed in lists]
+        if alone:
+            w, listed = lists[0]
+            top = max((s.score for s in listed), default=0.0)
+            if top > 0 and len({s.item for s in listed}) == len(listed):
+                # The blend's normalized scores, order and ties, without its bookkeeping.
+                out = [
+                    ScoredItem(s.item, w * max(s.score, 0.0) / top, s.signal, s.explanation)
+                    for s in listed
+                ]
+                out.sort(key=lambda s: (-round(s.score, 9), s.item))
+                return out[:k]
         blended: dict[str, float] = {}
         best: dict[str, tuple[float, ScoredItem]] = {}
-        for c in active:
-            w = self.weight(c.name)
-            listed = [s for s in c.recommend(view, pool, exclude) if s.item not in exclude]
+        for w, listed in lists:
             top = max((s.score for s in listed), default=0.0)
             if top <= 0:
                 continue
