@@ -8,6 +8,10 @@
     Gate cost = median gated call - median direct call; the parts are timed too: subject state
     (consent, settings, objections, age), the policy decision, the view (profile fields and
     events decrypted), and the audit append (hash chain + insert), each inside a transaction.
+    Two more gated lines: the gate's own work, with item-item answering from a dict of its
+    answers (no recommender cost, no eviction of the CPU's caches by it), and the gated call
+    while another connection commits (a settings write before every 10th call), which on
+    SQLite makes the next call of each user run the probe's statement again.
 (b) Policy decision alone: `evaluate` (the compiled default pack plus the statutory
     protections, narrowing, withholding and context filtering: everything but I/O) against a
     hand-written Python function that makes the same decisions for the default pack. Both are
@@ -32,7 +36,7 @@ from pathlib import Path
 
 from tactful import Tactful
 from tactful.policy import CompiledPolicy, Decision, SubjectState, evaluate, load_pack
-from tactful.recommend import ItemItemRecommender, MinimizedView, rerank
+from tactful.recommend import ItemItemRecommender, MinimizedView, ScoredItem, rerank
 from tactful.settings import Settings, pool_size
 from tactful.store import Connection, category_allowed
 
@@ -194,6 +198,37 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
                 run()
     tf.audit.flush()
 
+    # The gate's own work without the recommender's: the same gated calls with item-item
+    # answering from a dict of its answers (a recommender that costs nothing and evicts
+    # nothing from the CPU's caches). And the gated call while another connection writes
+    # (another user's settings before every 10th call): on SQLite each such commit makes the
+    # next call of every user run the probe's statement again (docs/architecture.md,
+    # "Probes answered from memory").
+    answers: dict[int, list[ScoredItem]] = {}
+    real = item_item.recommend
+
+    def from_memory(view: MinimizedView, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
+        found = answers.get(id(view.history))
+        if found is None:
+            found = answers[id(view.history)] = real(view, k, exclude)
+        return found
+
+    own: list[float] = []
+    own_cpu: list[float] = []
+    busy: list[float] = []
+    busy_cpu: list[float] = []
+    for j in range(calls):
+        u = (j * 997) % len(ids)
+        item_item.recommend = from_memory  # type: ignore[method-assign]
+        try:
+            own += timed(lambda u=u: tf.recommend(ids[u], k=K, context=ctx), 1, own_cpu)
+        finally:
+            item_item.recommend = real  # type: ignore[method-assign]
+        if j % 10 == 0:  # a write that moves no model (an event would make this process refit)
+            tf.settings.update(ids[(u + 150) % len(ids)], discovery=0.0)
+        busy += timed(lambda u=u: tf.recommend(ids[u], k=K, context=ctx), 1, busy_cpu)
+    tf.audit.flush()
+
     # An unknown user (no data held): the non-personalized list, against the popularity
     # recommender called directly.
     popularity = models.popularity
@@ -288,6 +323,16 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
         ("gate cost = gated - the same direct call", g - h, gc - hc),
         (f"gated, user's first call (cache miss, {len(cold)} calls)", c, cc),
         ("gate cost of a first call = first - direct item-item", c - d, cc - dc),
+        (
+            "gate's own work (gated, item-item from memory)",
+            statistics.median(own),
+            statistics.median(own_cpu),
+        ),
+        (
+            "gated, a settings write elsewhere every 10 calls",
+            statistics.median(busy),
+            statistics.median(busy_cpu),
+        ),
         (
             "direct popularity recommend (k=10)",
             statistics.median(popular),
