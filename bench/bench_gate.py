@@ -217,13 +217,15 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
     own_cpu: list[float] = []
     busy: list[float] = []
     busy_cpu: list[float] = []
+    item_item.recommend = from_memory  # type: ignore[method-assign]
+    try:
+        for j in range(calls):
+            u = (j * 997) % len(ids)
+            own += timed(lambda u=u: tf.recommend(ids[u], k=K, context=ctx), 1, own_cpu)
+    finally:
+        item_item.recommend = real  # type: ignore[method-assign]
     for j in range(calls):
         u = (j * 997) % len(ids)
-        item_item.recommend = from_memory  # type: ignore[method-assign]
-        try:
-            own += timed(lambda u=u: tf.recommend(ids[u], k=K, context=ctx), 1, own_cpu)
-        finally:
-            item_item.recommend = real  # type: ignore[method-assign]
         if j % 10 == 0:  # a write that moves no model (an event would make this process refit)
             tf.settings.update(ids[(u + 150) % len(ids)], discovery=0.0)
         busy += timed(lambda u=u: tf.recommend(ids[u], k=K, context=ctx), 1, busy_cpu)
