@@ -172,3 +172,28 @@ def test_each_call_is_recorded_with_its_own_decision_id_and_the_same_facts(tf: T
     assert all({k: v for k, v in r.items() if k != "decision_id"} == first for r in records[1:3])
     assert records[0]["outcome"] == "personalized" and records[3]["outcome"] == "non_personalized"
     assert tf.audit.verify().ok
+
+
+def test_a_renewed_decision_differs_from_the_original_in_its_id_only() -> None:
+    import dataclasses
+
+    from tactful.policy.engine import Decision, renewed
+
+    original = Decision(
+        "0" * 32,
+        "personalization",
+        "personalized",
+        ("personalization-consented",),
+        frozenset({"user.behavior"}),
+        frozenset({"alcohol"}),
+        "1.0",
+        "h" * 64,
+        ("why",),
+        frozenset({"user.location.precise"}),
+        0.3,
+        True,
+        frozenset({"device"}),
+    )
+    again = renewed(original)
+    assert again.id != original.id and len(again.id) == 32 and again.id.isalnum()
+    assert dataclasses.replace(again, id=original.id) == original

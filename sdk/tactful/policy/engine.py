@@ -9,9 +9,10 @@ set memberships per rule.
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from tactful.consent import Purpose
 from tactful.policy.model import OUTCOME_OF, PRECEDENCE, Effect, Outcome, Rule
@@ -74,24 +75,13 @@ def decision_id() -> str:
     return os.urandom(16).hex()
 
 
+# Every field of a Decision after its id, in order (so a field added later is copied too).
+_AFTER_ID = operator.attrgetter(*[f.name for f in fields(Decision)][1:])
+
+
 def renewed(decision: Decision) -> Decision:
     """The same decision under a new id (a memoized decision made again for another call)."""
-    d = decision
-    return Decision(
-        decision_id(),
-        d.purpose,
-        d.outcome,
-        d.reasons,
-        d.read,
-        d.exclude_item_categories,
-        d.policy_version,
-        d.policy_hash,
-        d.descriptions,
-        d.withhold,
-        d.diversity_floor,
-        d.dp_aggregate,
-        d.context,
-    )
+    return Decision(decision_id(), *_AFTER_ID(decision))
 
 
 Predicate = Callable[[str, SubjectState, Mapping[str, str]], bool]
