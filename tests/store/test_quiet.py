@@ -76,3 +76,15 @@ def test_a_failed_write_transaction_starts_a_fresh_generation(
     assert quiet.now() != before
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+
+
+def test_a_broken_watching_connection_sends_the_caller_to_the_database(
+    watched: tuple[Engine, Quiet],
+) -> None:
+    _, quiet = watched
+    before = quiet.now()
+    assert quiet._conn is not None
+    quiet._conn.connection.dbapi_connection.close()  # type: ignore[union-attr]
+    assert quiet.now() is None, "no answer from a broken connection"
+    after = quiet.now()
+    assert after is not None and after != before, "a fresh connection, a fresh generation"

@@ -59,8 +59,21 @@ class Quiet:
         try:
             self._observe()
             return self.generation
+        except self.engine.dialect.loaded_dbapi.Error:
+            # A broken connection: the caller reads the database; the next question starts
+            # from a fresh connection and a fresh generation.
+            self._drop()
+            return None
         finally:
             self._lock.release()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        self.generation += 1
+        self._version = None
+        if conn is not None and self._pid == os.getpid():
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def _observe(self) -> None:
         raw: Any = self._connection().connection.dbapi_connection
@@ -102,9 +115,4 @@ class Quiet:
     def close(self) -> None:
         """Give the connection back (this process's only)."""
         with self._lock:
-            conn, self._conn = self._conn, None
-            self.generation += 1
-            self._version = None
-        if conn is not None and self._pid == os.getpid():
-            with contextlib.suppress(Exception):
-                conn.close()
+            self._drop()
