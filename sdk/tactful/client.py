@@ -203,8 +203,9 @@ class Tactful:
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
             raise ValidationError(f"k must be an integer from 1 to {MAX_K}")
         store, gate = self._store, self._gate
-        # The probe (one statement) finds the subject, tells whether the gate's cached state
-        # of it still holds, and gives the model epoch. Anything else is read in one snapshot
+        # The probe (one statement; on SQLite answered from memory while nothing else was
+        # committed) finds the subject, tells whether the gate's cached state of it still
+        # holds, and gives the model epoch. Anything else is read in one snapshot
         # without the write lock, opened only if needed (a cache miss, an experiment, ...).
         probe = store.probe(user, POPULARITY_DATASET)
         self._models.ensure_fresh(probe.epoch)

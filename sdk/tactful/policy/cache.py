@@ -1,8 +1,9 @@
 """The gate's subject cache: a subject's decoded state, kept between calls while it holds.
 
-An entry is used only when the probe of this call (one statement, `tactful.store.probe`)
-shows the same subject and the same mark as when the entry was read, under the same policy
-object, and before the entry's expiry: the earliest of a consent expiry, the next new year
+An entry is used only when the probe of this call (one statement, `tactful.store.probe`; on
+SQLite answered from memory while no other connection committed) shows the same subject and
+the same mark as when the entry was read, under the same policy object, and before the
+entry's expiry: the earliest of a consent expiry, the next new year
 (age facts are judged by year of birth) and `max_age` seconds after it was read. So a write
 from any process (consent, settings, objection, profile, event, restriction, erasure) is seen
 by the next call; the cache saves the reads and decryptions, never a check.
