@@ -297,7 +297,7 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
             part_record(conn)
 
     parts = {
-        "probe: one statement (subject, mark, epoch)": part_probe,
+        "probe (subject, mark, epoch; SQLite: memo while quiet)": part_probe,
         "subject state read, cache miss (4 queries)": part_state_miss,
         "policy decision (evaluate)": part_decide,
         "minimized view, cache hit": part_view_hit,
