@@ -12,7 +12,7 @@ from tactful.crypto import KeyProvider, checkpoint_mac, checkpoint_mac_valid
 from tactful.store.engine import READ_ONLY, DriverReads, insert_ignore, make_engine, now, utc
 from tactful.store.keystore import ORPHAN_GRACE, KeyStatus, KeyStore, RotationReport
 from tactful.store.migrate import prepare
-from tactful.store.probe import Probe, probe_ref
+from tactful.store.probe import Probe, probe
 from tactful.store.quiet import Quiet
 from tactful.store.records import Catalog, Events, Profiles, StoredEvent, StoredItem, upsert
 from tactful.store.retention import RetentionReport, run_retention
@@ -139,14 +139,14 @@ class Store:
         quiet = self.quiet
         generation = None if quiet is None or not self.probe_memo else quiet.now()
         if generation is None:
-            return probe_ref(self.reads, ref, dataset)
+            return probe(self.reads, ref, dataset)
         key = (ref, dataset)
         known = self._probes.get(key)
         if known is not None and known[0] == generation:
             return known[1]
-        found = probe_ref(self.reads, ref, dataset)
+        found = probe(self.reads, ref, dataset)
         if len(self._probes) >= self.probe_memo:
-            self._probes.clear()  # a new generation makes every entry useless anyway
+            self._probes.clear()  # bounded; a new generation makes every entry useless anyway
         self._probes[key] = (generation, found)
         return found
 

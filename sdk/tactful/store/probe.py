@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Dialect, ScalarSelect, Table, bindparam, func, literal, select
 
 from tactful.store.engine import DriverReads, driver_sql
-from tactful.store.subjects import SubjectRef, Subjects
+from tactful.store.subjects import SubjectRef
 from tactful.store.tables import (
     ConsentRecord,
     DPRelease,
@@ -107,21 +107,18 @@ class Probe:
     release: str | None = None
 
 
-def probe(reads: DriverReads, subjects: Subjects, user_id: str, dataset: str) -> Probe:
-    """The subject of `user_id`, the mark of its gate-relevant rows, the model epoch, and the
-    latest DP top-k release of `dataset`.
+def probe(reads: DriverReads, ref: str, dataset: str) -> Probe:
+    """The subject of the pseudonym `ref` (`Subjects.pseudonym` of the app's user id), the
+    mark of its gate-relevant rows, the model epoch, and the latest DP top-k release of
+    `dataset`.
 
     One statement on a connection of the store's own, outside any transaction: it runs on
-    every gated call, and SQLAlchemy's pool checkout (on PostgreSQL a pre-ping and a
-    rollback, two more round trips) and per-execution work were most of its cost. What is
-    read after it, in a snapshot of its own, is as new or newer: a cache entry never pairs a
-    mark with older rows than it was read from.
+    every gated call (on SQLite unless `Store.probe` answers from memory), and SQLAlchemy's
+    pool checkout (on PostgreSQL a pre-ping and a rollback, two more round trips) and
+    per-execution work were most of its cost. What is read after it, in a snapshot of its
+    own, is as new or newer: a cache entry never pairs a mark with older rows than it was
+    read from.
     """
-    return probe_ref(reads, subjects.pseudonym(user_id), dataset)
-
-
-def probe_ref(reads: DriverReads, ref: str, dataset: str) -> Probe:
-    """`probe` by the user's pseudonym (`Subjects.pseudonym`)."""
     sql, params = _compiled(reads.engine.dialect)
     ((sid, alias, status, jurisdiction, legacy, epoch, release, *marks),) = reads.run(
         sql, params(ref, dataset)
