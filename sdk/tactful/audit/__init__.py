@@ -49,6 +49,11 @@ def canonical(obj: object) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _body(payload: Mapping[str, object] | str) -> str:
+    """An entry's payload as canonical JSON (text given is taken as already canonical)."""
+    return payload if isinstance(payload, str) else canonical(dict(payload))
+
+
 def entry_hash(
     seq: int, ts: datetime, kind: str, alias: str | None, payload: str, prev: str
 ) -> str:
@@ -247,7 +252,7 @@ class AuditLog:
         chain keeps this process's order; if the transaction rolls back they are queued again.
         A payload given as text must already be its `canonical` JSON.
         """
-        body = payload if isinstance(payload, str) else canonical(dict(payload))
+        body = _body(payload)
         head = _locked_head(conn)
         queued = self._take(conn)
         entry = Pending(now(), kind, alias, body, 0.0)
@@ -270,8 +275,7 @@ class AuditLog:
             raise RuntimeError(
                 "defer needs a way to open a transaction: build AuditLog(begin=store.begin)"
             )
-        body = payload if isinstance(payload, str) else canonical(dict(payload))
-        entry = Pending(now(), kind, alias, body, time.monotonic())
+        entry = Pending(now(), kind, alias, _body(payload), time.monotonic())
         if self._batched:
             self._queue.put(entry)
             return

@@ -301,16 +301,16 @@ class Gate:
         shaped it. With `conn` the record is appended in that transaction; without, it is
         queued for the audit log's next group commit (`AuditLog.defer`).
         """
-        extra: dict[str, object] = {}
-        if segments is not None:
-            extra["segments"] = list(segments.matched)
-            extra["segments_skipped"] = [
-                {"segment": s.segment, "withheld": list(s.withheld)} for s in segments.skipped
-            ]
-        if experiment is not None:
-            extra["experiment"] = dict(experiment)
 
         def payload(decision_id: str) -> dict[str, object]:
+            extra: dict[str, object] = {}
+            if segments is not None:
+                extra["segments"] = list(segments.matched)
+                extra["segments_skipped"] = [
+                    {"segment": s.segment, "withheld": list(s.withheld)} for s in segments.skipped
+                ]
+            if experiment is not None:
+                extra["experiment"] = dict(experiment)
             return {
                 "decision_id": decision_id,
                 "purpose": decision.purpose,

@@ -45,13 +45,17 @@ class Quiet:
         self._version: object = None
         self._writing = False  # inside `begin`'s transaction, its write lock held
 
+    def _after_fork(self) -> None:
+        # A forked child never uses its parent's connection or lock, nor its generation.
+        if self._pid != os.getpid():
+            self._reset()
+            self.generation += 1
+
     def now(self) -> int | None:
         """The current generation: it changes whenever another connection committed since the
         last call. None when it cannot be told without waiting (the audit log is opening or
         committing its transaction): the caller then reads the database."""
-        if self._pid != os.getpid():
-            self._reset()
-            self.generation += 1
+        self._after_fork()
         if not self._lock.acquire(blocking=False):
             # Inside the audit log's write transaction nobody else can commit (it holds
             # SQLite's write lock), and `begin` took the generation once the lock was held.
@@ -86,9 +90,7 @@ class Quiet:
     def begin(self) -> Iterator[Connection]:
         """A write transaction (BEGIN IMMEDIATE) on the watching connection: for the audit
         log's own writes only (see the module docstring)."""
-        if self._pid != os.getpid():
-            self._reset()
-            self.generation += 1
+        self._after_fork()
         with self._lock:
             conn = self._connection()
             try:
