@@ -197,3 +197,36 @@ def test_a_renewed_decision_differs_from_the_original_in_its_id_only() -> None:
     again = renewed(original)
     assert again.id != original.id and len(again.id) == 32 and again.id.isalnum()
     assert dataclasses.replace(again, id=original.id) == original
+
+
+def test_decision_ids_are_unique_across_blocks_threads_and_a_fork() -> None:
+    import os
+    import threading
+
+    from tactful.policy.engine import ID_BLOCK, decision_id
+
+    drawn: list[str] = []
+
+    def draw() -> None:
+        drawn.extend(decision_id() for _ in range(ID_BLOCK + 7))
+
+    threads = [threading.Thread(target=draw) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(drawn) == 4 * (ID_BLOCK + 7) == len(set(drawn))
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in drawn)
+    # A forked child must not hand out the ids its parent drew but has not used yet.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.write(write, "".join(decision_id() for _ in range(8)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        text = pipe.read()
+    child = {text[i : i + 32] for i in range(0, len(text), 32)}
+    parent = {decision_id() for _ in range(8)}
+    assert len(child) == 8 and not child & parent
