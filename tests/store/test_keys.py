@@ -17,6 +17,7 @@ from tactful import (
     KeyRing,
     KeyUnavailable,
     Tactful,
+    ValidationError,
 )
 from tests.conftest import POLICIES
 
@@ -248,3 +249,28 @@ def test_orphaned_keys_of_rolled_back_writes_are_collected(tf: Tactful) -> None:
     assert tf._store.collect_orphans(grace=timedelta(0)) == 1
     assert tf.keys.status().versions == {1: 1}
     assert tf.profiles.get("oli") == {"country": "DK"}
+
+
+def test_pseudonyms_kept_in_memory_match_the_keyed_hmac_and_stay_bounded(
+    tf: Tactful, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from tactful.crypto import pseudonym
+    from tactful.store import subjects as subjects_module
+
+    monkeypatch.setattr(subjects_module, "PSEUDONYM_MEMO", 8)
+    subjects = tf._store.subjects
+    key = subjects.keys.pseudonym_key
+    users = [f"user-{n}" for n in range(20)]
+    for _ in range(2):  # computed, then (for the last ones) found in memory
+        assert [subjects.pseudonym(u) for u in users] == [pseudonym(key, u) for u in users]
+    assert len(subjects._current()[1]) <= 8
+    with pytest.raises(ValidationError):
+        subjects.pseudonym("")
+    # Another pseudonym key (another key ring loaded) never answers from the old key's memory.
+    other = dataclasses.replace(subjects.keys, pseudonym_key=bytes(32))
+    monkeypatch.setattr(subjects.keystore, "_ring", other)
+    assert subjects.pseudonym(users[-1]) == pseudonym(bytes(32), users[-1]) != pseudonym(
+        key, users[-1]
+    )

@@ -18,6 +18,7 @@ from tactful.store.tables import Subject, table_of
 
 MAX_USER_ID = 256
 CIPHER_CACHE = 4096  # unwrapped DEKs kept per process by default (TACTFUL_DEK_CACHE)
+PSEUDONYM_MEMO = 4096  # user id -> pseudonym, the last ones kept per process (an HMAC each)
 
 _subject = table_of(Subject)
 _FIND = select(
@@ -85,7 +86,7 @@ class Subjects:
         self.store_id = store_id
         self.cache_size = cache_size
         self._ciphers: OrderedDict[int, FieldCipher] = OrderedDict()
-        self._pseudonyms = (b"", Pseudonyms(b""))
+        self._pseudonyms: tuple[bytes, Pseudonyms, dict[str, str]] = (b"", Pseudonyms(b""), {})
 
     @property
     def keys(self) -> KeyRing:
@@ -93,15 +94,27 @@ class Subjects:
         return self.keystore.ring
 
     def pseudonym(self, user_id: str) -> str:
-        """The stored pseudonym of an app user id."""
-        return self._pseudonym()(check_user_id(user_id))
+        """The stored pseudonym of an app user id (the last PSEUDONYM_MEMO ids' are kept)."""
+        user_id = check_user_id(user_id)
+        make, memo = self._current()
+        found = memo.get(user_id)
+        if found is None:
+            found = make(user_id)
+            if len(memo) >= PSEUDONYM_MEMO:
+                memo.clear()
+            memo[user_id] = found
+        return found
 
     def _pseudonym(self) -> Pseudonyms:
-        # The HMAC state under the pseudonym key, rebuilt if the key ring brings another key.
+        return self._current()[0]
+
+    def _current(self) -> tuple[Pseudonyms, dict[str, str]]:
+        # The HMAC state under the pseudonym key and the ids' pseudonyms under it, both
+        # replaced if the key ring brings another key.
         key = self.keys.pseudonym_key
         if self._pseudonyms[0] != key:
-            self._pseudonyms = (key, Pseudonyms(key))
-        return self._pseudonyms[1]
+            self._pseudonyms = (key, Pseudonyms(key), {})
+        return self._pseudonyms[1], self._pseudonyms[2]
 
     def find(self, conn: Connection, user_id: str) -> SubjectRef | None:
         """The live subject of this user id, or None."""
