@@ -91,8 +91,8 @@ class HybridRecommender:
                     ScoredItem(s.item, w * max(s.score, 0.0) / top, s.signal, s.explanation)
                     for s in listed
                 ]
-                out.sort(key=lambda s: (-round(s.score, 9), s.item))
-                return out[:k]
+                keys = [(-round(s.score, 9), s.item) for s in out]
+                return [out[i] for i in sorted(range(len(out)), key=keys.__getitem__)[:k]]
         blended: dict[str, float] = {}
         best: dict[str, tuple[float, ScoredItem]] = {}
         for w, listed in lists:
