@@ -88,3 +88,42 @@ def test_a_broken_watching_connection_sends_the_caller_to_the_database(
     assert quiet.now() is None, "no answer from a broken connection"
     after = quiet.now()
     assert after is not None and after != before, "a fresh connection, a fresh generation"
+
+
+def test_the_writers_own_commit_is_answered_from_memory(watched: tuple[Engine, Quiet]) -> None:
+    # While the audit writer commits it still holds SQLite's write lock: nobody else can
+    # commit, so a gated call asking then gets the generation instead of running its probe.
+    from sqlalchemy import event
+
+    engine, quiet = watched
+    before = quiet.now()
+    during: list[int | None] = []
+
+    def ask(_conn: object) -> None:
+        asker = threading.Thread(target=lambda: during.append(quiet.now()))
+        asker.start()
+        asker.join()
+
+    with quiet.begin() as conn:
+        event.listen(conn, "commit", ask)  # runs as the commit starts
+        conn.exec_driver_sql("INSERT INTO t VALUES (4)")
+    event.remove(conn, "commit", ask)
+    assert during == [before]
+    assert quiet.now() == before, "its own commit does not count"
+    _commit_elsewhere(engine)
+    assert quiet.now() != before
+
+
+def test_a_forked_child_starts_a_generation_of_its_own(watched: tuple[Engine, Quiet]) -> None:
+    # The parent's connection (and the generation read on it) is never used by a child.
+    import os
+
+    _, quiet = watched
+    before = quiet.now()
+    pid = os.fork()
+    if pid == 0:
+        mine = quiet.now()
+        os._exit(0 if mine is not None and mine != before else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert quiet.now() == before, "the parent's generation is untouched"

@@ -28,6 +28,18 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+# Forks of this process so far, as seen in it (a child counts one more than its parent when it
+# starts): cheaper to compare on every question than os.getpid(), a system call.
+_forks = 0
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 class Quiet:
     """A change generation of the database, cheap to ask for; and the connection to write
@@ -39,7 +51,7 @@ class Quiet:
         self._reset()
 
     def _reset(self) -> None:
-        self._pid = os.getpid()
+        self._forks = _forks
         self._lock = threading.Lock()  # fresh in a forked child: a parent thread may hold one
         self._conn: Connection | None = None
         self._version: object = None
@@ -47,7 +59,7 @@ class Quiet:
 
     def _after_fork(self) -> None:
         # A forked child never uses its parent's connection or lock, nor its generation.
-        if self._pid != os.getpid():
+        if self._forks != _forks:
             self._reset()
             self.generation += 1
 
@@ -75,7 +87,7 @@ class Quiet:
         conn, self._conn = self._conn, None
         self.generation += 1
         self._version = None
-        if conn is not None and self._pid == os.getpid():
+        if conn is not None and self._forks == _forks:
             with contextlib.suppress(Exception):
                 conn.close()
 
@@ -95,19 +107,20 @@ class Quiet:
             conn = self._connection()
             try:
                 with conn.begin():
-                    # The write lock is held from here to the commit: what others committed
-                    # before it is counted now, and nothing more can be until the commit.
+                    # The write lock is held from here to the end of the commit (or
+                    # rollback): what others committed before it is counted now, and nothing
+                    # more can be until then, so the generation is answered from memory
+                    # meanwhile, the commit included (a batch's commit writes its records).
                     self._observe()
                     self._writing = True
-                    try:
-                        yield conn
-                    finally:
-                        self._writing = False
+                    yield conn
             except BaseException:
                 # Whatever failed, the next question starts from a fresh generation.
                 self.generation += 1
                 self._version = None
                 raise
+            finally:
+                self._writing = False
 
     def _connection(self) -> Connection:
         if self._conn is None or self._conn.invalidated or self._conn.closed:
