@@ -52,6 +52,29 @@ def test_a_valid_change_applies_to_the_next_decision_and_is_audited(
     assert tf.audit.verify().ok
 
 
+def test_an_unknown_users_remembered_decision_follows_a_reload(
+    live: tuple[Tactful, Path],
+) -> None:
+    tf, root = live
+    first = tf.recommend("nobody", context={"device": "shared-tv"})
+    again = tf.recommend("nobody", context={"device": "shared-tv"})
+    assert first.mode == again.mode == "non_personalized"
+    assert first.reasons == again.reasons and first.decision_id != again.decision_id
+    rules = root / "rules.yaml"
+    rules.write_text(
+        rules.read_text() + NO_TV.replace("effect: non_personalized", "effect: deny"),
+        encoding="utf-8",
+    )
+    (root / "pack.yaml").write_text(
+        (root / "pack.yaml").read_text().replace('version: "2026.11.2"', 'version: "2026.12.0"'),
+        encoding="utf-8",
+    )
+    tf.policy.reload()
+    after = tf.recommend("nobody", context={"device": "shared-tv"})
+    assert after.mode == "denied" and "no-tv" in after.reasons and not after.items
+    assert tf.recommend("nobody", context={"device": "phone"}).mode == "non_personalized"
+
+
 @pytest.mark.parametrize(
     ("file", "edit", "why"),
     [

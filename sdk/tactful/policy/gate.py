@@ -9,7 +9,7 @@ from datetime import datetime
 from tactful.audit import AuditLog, canonical
 from tactful.consent import AgeRules, ConsentLedger, Purpose
 from tactful.errors import ValidationError
-from tactful.policy.cache import CachedSubject, SubjectCache, clock, expiry
+from tactful.policy.cache import MEMO_LIMIT, CachedSubject, SubjectCache, clock, expiry
 from tactful.policy.engine import (
     DEFAULT_DENY_TEXT,
     CompiledPolicy,
@@ -115,6 +115,11 @@ class Gate:
         self.cache = cache if cache is not None else SubjectCache()
         # Canonical decision records around the decision id's place (see `record`).
         self._records: dict[tuple[object, ...], tuple[str, str]] = {}
+        # Unknown users' decisions under one compiled policy, by purpose and context.
+        self._unknown: tuple[CompiledPolicy, dict[object, tuple[Decision, Settings]]] = (
+            policy,
+            {},
+        )
 
     def state(self, conn: Connection, subject: SubjectRef | None) -> tuple[SubjectState, Settings]:
         """Read the subject's consent (now), settings, status, jurisdiction and age facts.
@@ -193,11 +198,21 @@ class Gate:
         """`decide` on the state `cached` returned (an unknown user when None)."""
         policy = self.policy if entry is None else entry.policy
         ctx = self.check(policy, purpose, context)
-        if entry is None:
-            defaults = Settings()
-            state = SubjectState("unknown", frozenset(), defaults)
-            return evaluate(policy, purpose, state, ctx), defaults
         key = (purpose, tuple(sorted(ctx.items())))
+        if entry is None:
+            # An unknown user's decision depends on the policy, purpose and context alone.
+            unknown = self._unknown
+            if unknown[0] is not policy:
+                unknown = self._unknown = (policy, {})
+            made = unknown[1].get(key)
+            if made is None:
+                defaults = Settings()
+                state = SubjectState("unknown", frozenset(), defaults)
+                if len(unknown[1]) >= MEMO_LIMIT:
+                    unknown[1].clear()
+                made = unknown[1][key] = (evaluate(policy, purpose, state, ctx), defaults)
+                return made
+            return renewed(made[0]), made[1]
         known = entry.decisions.get(key)
         if known is None:
             known = entry.remember(
