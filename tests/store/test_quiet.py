@@ -90,13 +90,15 @@ def test_a_broken_watching_connection_sends_the_caller_to_the_database(
     assert after is not None and after != before, "a fresh connection, a fresh generation"
 
 
-def test_the_writers_own_commit_is_answered_from_memory(watched: tuple[Engine, Quiet]) -> None:
-    # While the audit writer commits it still holds SQLite's write lock: nobody else can
-    # commit, so a gated call asking then gets the generation instead of running its probe.
+def test_a_question_during_the_writers_commit_goes_to_the_database(
+    watched: tuple[Engine, Quiet],
+) -> None:
+    # SQLite may release the write lock before the commit call returns (an automatic
+    # checkpoint runs after it), so another connection can commit then: from the commit on, a
+    # question is not answered from memory.
     from sqlalchemy import event
 
-    engine, quiet = watched
-    before = quiet.now()
+    _, quiet = watched
     during: list[int | None] = []
 
     def ask(_conn: object) -> None:
@@ -108,10 +110,7 @@ def test_the_writers_own_commit_is_answered_from_memory(watched: tuple[Engine, Q
         event.listen(conn, "commit", ask)  # runs as the commit starts
         conn.exec_driver_sql("INSERT INTO t VALUES (4)")
     event.remove(conn, "commit", ask)
-    assert during == [before]
-    assert quiet.now() == before, "its own commit does not count"
-    _commit_elsewhere(engine)
-    assert quiet.now() != before
+    assert during == [None]
 
 
 def test_a_forked_child_starts_a_generation_of_its_own(watched: tuple[Engine, Quiet]) -> None:

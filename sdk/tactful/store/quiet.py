@@ -107,20 +107,22 @@ class Quiet:
             conn = self._connection()
             try:
                 with conn.begin():
-                    # The write lock is held from here to the end of the commit (or
-                    # rollback): what others committed before it is counted now, and nothing
-                    # more can be until then, so the generation is answered from memory
-                    # meanwhile, the commit included (a batch's commit writes its records).
+                    # The write lock is held from here to the commit: what others committed
+                    # before it is counted now, and nothing more can be until the commit.
+                    # Not during it: SQLite may release the lock before the call returns (an
+                    # automatic checkpoint runs after the commit), and from then on another
+                    # connection can commit unseen.
                     self._observe()
                     self._writing = True
-                    yield conn
+                    try:
+                        yield conn
+                    finally:
+                        self._writing = False
             except BaseException:
                 # Whatever failed, the next question starts from a fresh generation.
                 self.generation += 1
                 self._version = None
                 raise
-            finally:
-                self._writing = False
 
     def _connection(self) -> Connection:
         if self._conn is None or self._conn.invalidated or self._conn.closed:
