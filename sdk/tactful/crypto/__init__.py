@@ -1,7 +1,9 @@
 """Key hierarchy, field encryption with associated data, pseudonyms (cryptography only)."""
 
 from tactful.crypto.cipher import (
+    BlindIndexer,
     FieldCipher,
+    KeyedHash,
     Pseudonyms,
     aad_prefix,
     associated_data,
@@ -27,11 +29,13 @@ from tactful.crypto.keys import (
 from tactful.crypto.signing import checkpoint_mac, checkpoint_mac_valid
 
 __all__ = [
+    "BlindIndexer",
     "EnvKeyProvider",
     "FieldCipher",
     "FileKeyProvider",
     "KeyProvider",
     "KeyRing",
+    "KeyedHash",
     "Pseudonyms",
     "aad_prefix",
     "associated_data",

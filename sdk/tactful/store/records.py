@@ -21,7 +21,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tactful.crypto import FieldCipher, aad_prefix, associated_data, blind_index, fresh_nonces
+from tactful.crypto import (
+    BlindIndexer,
+    FieldCipher,
+    aad_prefix,
+    associated_data,
+    fresh_nonces,
+)
 from tactful.errors import IntegrityError, ValidationError
 from tactful.store.engine import driver_sql, now, utc
 from tactful.store.schema import ProfileSchema, category_allowed
@@ -155,19 +161,19 @@ class Profiles:
     def __init__(self, subjects: Subjects, schema: ProfileSchema) -> None:
         self._subjects = subjects
         self.schema = schema
-        self._index_keys: dict[str, bytes] = {}
+        self._indexers: dict[str, BlindIndexer] = {}
 
-    def index_key(self, name: str) -> bytes:
-        """The blind-index key of one field (derived once, then cached)."""
-        key = self._index_keys.get(name)
-        if key is None:
+    def indexer(self, name: str) -> BlindIndexer:
+        """The blind index of one field (its key derived once, its HMAC state kept)."""
+        indexer = self._indexers.get(name)
+        if indexer is None:
             key = self._subjects.keys.derived_key(f"tactful|blind-index|{name}")
-            self._index_keys[name] = key
-        return key
+            indexer = self._indexers[name] = BlindIndexer(key)
+        return indexer
 
     def digest(self, name: str, value: object, text: str | None = None) -> bytes:
         """The blind index of a searchable field's value (`text`: its JSON, if at hand)."""
-        return blind_index(self.index_key(name), json.dumps(value) if text is None else text)
+        return self.indexer(name)(json.dumps(value) if text is None else text)
 
     def put(self, conn: Connection, subject: SubjectRef, values: Mapping[str, object]) -> None:
         """Validate and write fields (None deletes a field) and their blind indexes."""
