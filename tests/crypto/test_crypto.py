@@ -27,6 +27,8 @@ from tactful.crypto import (
     new_data_key,
     pseudonym,
     unwrap_key,
+    wrap_aad,
+    wrap_aads,
     wrap_key,
 )
 
@@ -99,6 +101,7 @@ def test_bulk_helpers_give_the_same_values_as_the_one_by_one_functions(
     assert make(user) == pseudonym(key, user)
     assert make(user) == make(user)  # the precomputed state is not consumed
     assert aad_prefix(ref, table) + b"f" == associated_data(ref, table, "f")
+    assert wrap_aads(ref, [table, user], 3) == [wrap_aad(ref, k, 3) for k in (table, user)]
 
 
 @given(

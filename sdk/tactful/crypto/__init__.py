@@ -16,6 +16,7 @@ from tactful.crypto.cipher import (
     unwrap_key,
     unwrap_key_v1,
     wrap_aad,
+    wrap_aads,
     wrap_key,
     wrap_key_v1,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "unwrap_key",
     "unwrap_key_v1",
     "wrap_aad",
+    "wrap_aads",
     "wrap_key",
     "wrap_key_v1",
 ]

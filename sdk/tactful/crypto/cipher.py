@@ -114,6 +114,13 @@ def wrap_aad(store_id: str, key_id: str, kek_version: int) -> bytes:
     return f"tactful-dek|2|{store_id}|{key_id}|{kek_version}".encode()
 
 
+def wrap_aads(store_id: str, key_ids: Sequence[str], kek_version: int) -> list[bytes]:
+    """`wrap_aad` of many key ids under one store and KEK version (bulk unwraps)."""
+    head = f"tactful-dek|2|{store_id}|".encode()
+    tail = f"|{kek_version}".encode()
+    return [head + k.encode() + tail for k in key_ids]
+
+
 def unwrap_key_v1(kek: bytes, wrapped: bytes, *, subject_ref: str, kek_version: int) -> bytes:
     """Decrypt a DEK wrapped by schema version 1 (in-database key table); for the migration."""
     aad = b"tactful-dek|" + SCHEMA_VERSION + f"|{subject_ref}|{kek_version}".encode()

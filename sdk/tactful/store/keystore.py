@@ -49,6 +49,7 @@ from tactful.crypto import (
     fresh_nonces,
     new_data_keys,
     wrap_aad,
+    wrap_aads,
     wrap_key,
 )
 from tactful.errors import ConfigurationError
@@ -214,6 +215,7 @@ class KeyStore:
             version = self._current(conn, store_id)
             encrypt = self._kek_cipher(version).encrypt_drawn  # what wrap_key does
             nonces = fresh_nonces(len(ids))
+            aads = wrap_aads(store_id, ids, version)
             # The driver's executemany of the prebuilt INSERT, in the caller's transaction.
             conn.exec_driver_sql(
                 self._insert_sql,
@@ -222,10 +224,10 @@ class KeyStore:
                         store_id,
                         k,
                         version,
-                        encrypt(nonces[12 * i : 12 * i + 12], d, wrap_aad(store_id, k, version)),
+                        encrypt(nonces[12 * i : 12 * i + 12], raw[32 * i : 32 * i + 32], aads[i]),
                         stamp,
                     )
-                    for i, (k, d) in enumerate(deks.items())
+                    for i, k in enumerate(ids)
                 ],
             )
         return deks
@@ -244,10 +246,20 @@ class KeyStore:
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start : start + CHUNK]
                 rows.extend(self._read(self._many_keys(len(chunk)), (store_id, *chunk)))
-        for key_id, version, wrapped in rows:
+        if len(rows) == 1:
+            key_id, version, wrapped = rows[0]
             out[key_id] = self._kek_cipher(int(version)).decrypt(
                 bytes(wrapped), wrap_aad(store_id, key_id, int(version))
             )
+            return out
+        # Bulk: one decrypt call per KEK version for all its keys (usually one version).
+        groups: dict[int, list[tuple[str, Any]]] = {}
+        for key_id, version, wrapped in rows:
+            groups.setdefault(int(version), []).append((key_id, wrapped))
+        for version, keys in groups.items():
+            aads = wrap_aads(store_id, [k for k, _ in keys], version)
+            deks = self._kek_cipher(version).decrypt_many([bytes(w) for _, w in keys], aads)
+            out.update(zip([k for k, _ in keys], deks, strict=True))
         return out
 
     def _many_keys(self, n: int) -> str:
