@@ -288,8 +288,10 @@ class Subjects:
             else:
                 missing[subject.alias] = subject.id
         if missing:
-            for alias, dek in self.keystore.unwrap(self.store_id, list(missing)).items():
-                out[missing[alias]] = self._remember(missing[alias], FieldCipher(dek))
+            deks = self.keystore.unwrap(self.store_id, list(missing))
+            made = {missing[alias]: FieldCipher(dek) for alias, dek in deks.items()}
+            out.update(made)
+            self._remember_many(made)
         return out
 
     def refs(self, conn: Connection, subject_ids: Iterable[int]) -> list[SubjectRef]:
@@ -321,16 +323,20 @@ class Subjects:
                     _subject.c.id.in_(chunk) & _subject.c.ref.is_not(None)
                 )
             ).all()
-            missing = {r.alias: r for r in rows if r.id not in self._ciphers}
-            deks = self.keystore.unwrap(self.store_id, list(missing)) if missing else {}
-            for r in rows:
-                cipher = self._ciphers.get(r.id)
+            cached = self._ciphers
+            missing = {alias: sid for sid, _, alias in rows if sid not in cached}
+            made: dict[int, FieldCipher] = {}
+            if missing:
+                deks = self.keystore.unwrap(self.store_id, list(missing))
+                made = {missing[alias]: FieldCipher(dek) for alias, dek in deks.items()}
+            for sid, ref, _ in rows:
+                cipher = made.get(sid) or cached.get(sid)
                 if cipher is None:
-                    dek = deks.get(r.alias)
-                    if dek is None:
-                        continue  # erased meanwhile: nothing of theirs can be read
-                    cipher = self._remember(r.id, FieldCipher(dek))
-                out[r.id] = (r.ref, cipher)
+                    continue  # erased meanwhile: nothing of theirs can be read
+                out[sid] = (ref, cipher)
+            # Cached only now: remembering them one by one could evict a cipher of this
+            # chunk before it was handed out.
+            self._remember_many(made)
         return out
 
     def shred(self, conn: Connection, subject: SubjectRef) -> None:
@@ -350,6 +356,14 @@ class Subjects:
     def clear_cache(self) -> None:
         """Forget every cached cipher."""
         self._ciphers.clear()
+
+    def _remember_many(self, made: Mapping[int, FieldCipher]) -> None:
+        # Ciphers of subjects not cached yet, then the oldest evicted once for the batch
+        # (what `_remember` one by one would leave).
+        ciphers = self._ciphers
+        ciphers.update(made)
+        for _ in range(len(ciphers) - self.cache_size):
+            ciphers.popitem(last=False)
 
     def _remember(self, subject_id: int, cipher: FieldCipher) -> FieldCipher:
         ciphers = self._ciphers
