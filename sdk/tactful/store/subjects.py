@@ -6,7 +6,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, select, update
 
@@ -37,9 +37,12 @@ _FIND_MANY = select(
 ).where(_subject.c.ref.in_(bindparam("refs", expanding=True)))
 
 
-@dataclass(frozen=True, slots=True)
-class SubjectRef:
-    """A resolved subject: internal id, keyed pseudonym, audit alias, status, jurisdiction."""
+class SubjectRef(NamedTuple):
+    """A resolved subject: internal id, keyed pseudonym, audit alias, status, jurisdiction.
+
+    A named tuple (immutable like the frozen dataclass it was, a third of its construction
+    cost): bulk ingestion resolves one per user of every batch.
+    """
 
     id: int
     ref: str
