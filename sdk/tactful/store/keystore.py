@@ -53,7 +53,14 @@ from tactful.crypto import (
     wrap_key,
 )
 from tactful.errors import ConfigurationError
-from tactful.store.engine import DriverReads, driver_sql, insert_ignore, make_engine, now
+from tactful.store.engine import (
+    DriverReads,
+    blob_param,
+    driver_sql,
+    insert_ignore,
+    make_engine,
+    now,
+)
 
 metadata = MetaData()
 
@@ -216,18 +223,17 @@ class KeyStore:
             encrypt = self._kek_cipher(version).encrypt_drawn  # what wrap_key does
             nonces = fresh_nonces(len(ids))
             aads = wrap_aads(store_id, ids, version)
+            wrapped = [
+                encrypt(nonces[12 * i : 12 * i + 12], raw[32 * i : 32 * i + 32], aads[i])
+                for i in range(len(ids))
+            ]
+            blob = blob_param(conn.dialect)
             # The driver's executemany of the prebuilt INSERT, in the caller's transaction.
             conn.exec_driver_sql(
                 self._insert_sql,
                 [
-                    (
-                        store_id,
-                        k,
-                        version,
-                        encrypt(nonces[12 * i : 12 * i + 12], raw[32 * i : 32 * i + 32], aads[i]),
-                        stamp,
-                    )
-                    for i, k in enumerate(ids)
+                    (store_id, k, version, w if blob is None else blob(w), stamp)
+                    for k, w in zip(ids, wrapped, strict=True)
                 ],
             )
         return deks

@@ -29,7 +29,7 @@ from tactful.crypto import (
     fresh_nonces,
 )
 from tactful.errors import IntegrityError, ValidationError
-from tactful.store.engine import driver_sql, now, utc
+from tactful.store.engine import blob_param, driver_sql, now, utc
 from tactful.store.schema import ProfileSchema, category_allowed
 from tactful.store.subjects import SubjectRef, Subjects
 from tactful.store.tables import BlindIndex, CatalogEntry, Event, ProfileField, table_of
@@ -238,6 +238,9 @@ class Profiles:
         if index:
             # Blind-index rows (tactful's own, no plaintext counterpart): the driver's
             # executemany of one prebuilt upsert, without SQLAlchemy's per-row processing.
+            blob = blob_param(conn.dialect)
+            if blob is not None:
+                index = [(sid, name, blob(digest)) for sid, name, digest in index]
             conn.exec_driver_sql(_index_upsert_sql(conn), index)
 
     def get(
