@@ -55,6 +55,12 @@ _ALL_FIELDS = (
     .where(_profile.c.subject_id == bindparam("sid"))
     .order_by(_profile.c.name)
 )
+# Without filtering by category (a whole profile, `profiles.get`) the category is not read.
+_ALL_VALUES = (
+    select(_profile.c.name, _profile.c.ciphertext)
+    .where(_profile.c.subject_id == bindparam("sid"))
+    .order_by(_profile.c.name)
+)
 
 MAX_ITEM_ID = 128
 MAX_KIND = 32
@@ -255,6 +261,17 @@ class Profiles:
 
         Only the selected rows are read and decrypted.
         """
+        if fields is None and categories is None:
+            values = conn.execute(_ALL_VALUES, {"sid": subject.id}).all()
+            if not values:
+                return {}
+            cipher = self._subjects.cipher(conn, subject)
+            prefix = aad_prefix(subject.ref, "profile_field")
+            plain = cipher.decrypt_many(
+                [blob for _, blob in values], [prefix + name.encode() for name, _ in values]
+            )
+            loads = json.loads
+            return {name: loads(p.decode()) for (name, _), p in zip(values, plain, strict=True)}
         if fields is None:
             rows = conn.execute(_ALL_FIELDS, {"sid": subject.id}).all()
         else:
