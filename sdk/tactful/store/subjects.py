@@ -112,7 +112,10 @@ class Subjects:
         row = conn.execute(_FIND, {"ref": ref}).first()
         if row is None:
             return None
-        return SubjectRef(row.id, ref, row.alias, row.status, row.jurisdiction, bool(row.legacy))
+        # Unpacked, not row.name: a Row's attribute lookup raises and formats an
+        # AttributeError inside before it finds the column (~2,000 instructions each).
+        sid, alias, status, jurisdiction, legacy = row
+        return SubjectRef(sid, ref, alias, status, jurisdiction, bool(legacy))
 
     def get(self, conn: Connection, user_id: str) -> SubjectRef:
         """The live subject of this user id; SubjectNotFound if none."""
@@ -203,9 +206,9 @@ class Subjects:
             )
         insert_ignore(conn, _subject, rows, ["ref"])
         by_ref = {
-            r.ref: r
+            row[1]: SubjectRef(*row)
             for start in range(0, len(rows), 500)
-            for r in conn.execute(
+            for row in conn.execute(
                 select(
                     _subject.c.id,
                     _subject.c.ref,
@@ -216,13 +219,14 @@ class Subjects:
             )
         }
         unused = []
+        made: dict[int, FieldCipher] = {}
         for user, alias in new.items():
-            row = by_ref[refs[user]]
-            out[user] = SubjectRef(row.id, row.ref, row.alias, row.status, row.jurisdiction)
-            if row.alias == alias:
-                self._remember(row.id, ciphers[alias])
+            subject = out[user] = by_ref[refs[user]]
+            if subject.alias == alias:
+                made[subject.id] = ciphers[alias]
             else:
                 unused.append(alias)
+        self._remember_many(made)
         if unused:
             self.keystore.delete(self.store_id, unused)
         return out
