@@ -284,7 +284,7 @@ class Profiles:
         wanted = (
             rows
             if categories is None
-            else [r for r in rows if category_allowed(r.category, categories)]
+            else [r for r in rows if category_allowed(r[1], categories)]  # r[1]: category
         )
         if not wanted:
             return {}

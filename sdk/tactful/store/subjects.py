@@ -315,7 +315,7 @@ class Subjects:
                     _subject.c.jurisdiction,
                 ).where(_subject.c.id.in_(ids[start : start + 500]) & _subject.c.ref.is_not(None))
             )
-            out.extend(SubjectRef(r.id, r.ref, r.alias, r.status, r.jurisdiction) for r in rows)
+            out.extend(SubjectRef(*r) for r in rows)  # (id, ref, alias, status, jurisdiction)
         return out
 
     def ciphers_for(
