@@ -259,13 +259,13 @@ class KeyStore:
             )
             return out
         # Bulk: one decrypt call per KEK version for all its keys (usually one version).
-        groups: dict[int, list[tuple[str, Any]]] = {}
-        for key_id, version, wrapped in rows:
-            groups.setdefault(int(version), []).append((key_id, wrapped))
-        for version, keys in groups.items():
-            aads = wrap_aads(store_id, [k for k, _ in keys], version)
-            deks = self._kek_cipher(version).decrypt_many([bytes(w) for _, w in keys], aads)
-            out.update(zip([k for k, _ in keys], deks, strict=True))
+        for version in sorted({int(row[1]) for row in rows}):
+            mine = [row for row in rows if int(row[1]) == version]
+            key_ids = [row[0] for row in mine]
+            deks = self._kek_cipher(version).decrypt_many(
+                [bytes(row[2]) for row in mine], wrap_aads(store_id, key_ids, version)
+            )
+            out.update(zip(key_ids, deks, strict=True))
         return out
 
     def _many_keys(self, n: int) -> str:

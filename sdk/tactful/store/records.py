@@ -403,7 +403,10 @@ class Events:
                 raise ValidationError("event time must be timezone-aware (e.g. datetime.now(UTC))")
         cipher = self._subjects.cipher(conn, subject)
         return self._insert(
-            conn, ((subject, item, kind, ts) for item, kind, ts in batch), {subject.id: cipher}
+            conn,
+            [(subject.id, item, kind, ts) for item, kind, ts in batch],
+            {subject.id: subject},
+            {subject.id: cipher},
         )
 
     @staticmethod
@@ -421,51 +424,45 @@ class Events:
     def record_rows(
         self,
         conn: Connection,
-        rows: Iterable[tuple[SubjectRef, str, str, datetime | None]],
-        subjects: Iterable[SubjectRef] | None = None,
+        rows: Sequence[tuple[str, str, str, datetime | None]],
+        subjects: Mapping[str, SubjectRef],
     ) -> int:
-        """Encrypt and insert validated events of many subjects (bulk ingestion).
-
-        `subjects` may list the batch's subjects when the caller has them at hand.
-        """
-        batch = rows if isinstance(rows, list) else list(rows)
-        if subjects is None:
-            subjects = {r[0].id: r[0] for r in batch}.values()
-        by_id = {s.id: s for s in subjects}
-        ciphers = self._subjects.ciphers_of(by_id.values())
-        for sid, subject in by_id.items():
-            if sid not in ciphers:
+        """Encrypt and insert validated (user, item, kind, ts) events of many users (bulk
+        ingestion); `subjects` maps every user of the batch to its resolved subject."""
+        ciphers = self._subjects.ciphers_of(subjects.values())
+        for subject in subjects.values():
+            if subject.id not in ciphers:
                 self._subjects.cipher(conn, subject)  # raises: this subject's key is gone
-        return self._insert(conn, batch, ciphers)
+        return self._insert(conn, rows, subjects, ciphers)
 
     def _insert(
         self,
         conn: Connection,
-        events: Iterable[tuple[SubjectRef, str, str, datetime | None]],
+        events: Sequence[tuple[Any, str, str, datetime | None]],
+        subjects: Mapping[Any, SubjectRef],
         ciphers: Mapping[int, FieldCipher],
     ) -> int:
         # The bulk write path: per event one payload, one AES-GCM call and one parameter dict;
-        # the random row ids (bound into the AAD) are drawn in one call per page.
+        # the random row ids (bound into the AAD) are drawn in one call per page. Events are
+        # (key, item, kind, ts) with `subjects[key]` their subject, so that a batch makes no
+        # per-event tuple of its own: the fewer objects a batch keeps alive, the fewer of
+        # Python's full garbage collections it sets off.
         stamp = now()
         category = self.category
-        prefixes: dict[int, tuple[Callable[[bytes, bytes, bytes], bytes], bytes]] = {}
+        prefixes: dict[int, bytes] = {}
         n = 0
-        page: list[tuple[SubjectRef, str, str, datetime | None]] = []
-        for event in events:
-            page.append(event)
-            if len(page) == WRITE_CHUNK:
-                n += self._insert_page(conn, page, ciphers, prefixes, stamp, category)
-                page = []
-        if page:
-            n += self._insert_page(conn, page, ciphers, prefixes, stamp, category)
+        for start in range(0, len(events), WRITE_CHUNK):
+            page = events[start : start + WRITE_CHUNK]
+            n += self._insert_page(conn, page, subjects, ciphers, prefixes, stamp, category)
         return n
 
     def _insert_page(
         self,
         conn: Connection,
-        page: list[tuple[SubjectRef, str, str, datetime | None]],
+        page: Sequence[tuple[Any, str, str, datetime | None]],
+        subjects: Mapping[Any, SubjectRef],
         ciphers: Mapping[int, FieldCipher],
-        prefixes: dict[int, tuple[Callable[[bytes, bytes, bytes], bytes], bytes]],
+        prefixes: dict[int, bytes],
         stamp: datetime,
         category: str,
     ) -> int:
@@ -473,23 +470,21 @@ class Events:
         nonces = fresh_nonces(len(page))
         out: list[dict[str, object]] = []
         append = out.append
-        for i, (subject, item, kind, ts) in enumerate(page):
-            keyed = prefixes.get(subject.id)
-            if keyed is None:
-                keyed = prefixes[subject.id] = (
-                    ciphers[subject.id].encrypt_drawn,
-                    aad_prefix(subject.ref, "event"),
-                )
-            encrypt, prefix = keyed
+        for i, (key, item, kind, ts) in enumerate(page):
+            subject = subjects[key]
+            sid = subject.id
+            prefix = prefixes.get(sid)
+            if prefix is None:
+                prefix = prefixes[sid] = aad_prefix(subject.ref, "event")
             event_id = ids[32 * i : 32 * i + 32]
             raw = item.encode()  # the payload, format 2 (see encode_event)
             append(
                 {
                     "id": event_id,
-                    "subject_id": subject.id,
+                    "subject_id": sid,
                     "category": category,
                     "ts": ts.astimezone(UTC) if ts is not None else stamp,
-                    "ciphertext": encrypt(
+                    "ciphertext": ciphers[sid].encrypt_drawn(
                         nonces[12 * i : 12 * i + 12],
                         b"\x02" + len(raw).to_bytes(2, "big") + raw + kind.encode(),
                         prefix + event_id.encode(),
