@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import stat
 from pathlib import Path
@@ -12,16 +14,21 @@ from hypothesis import strategies as st
 
 from tactful import ConfigurationError, IntegrityError
 from tactful.crypto import (
+    BlindIndexer,
     FieldCipher,
+    KeyedHash,
     KeyRing,
     Pseudonyms,
     aad_prefix,
     associated_data,
+    blind_index,
     fresh_nonces,
     load_or_create,
     new_data_key,
     pseudonym,
     unwrap_key,
+    wrap_aad,
+    wrap_aads,
     wrap_key,
 )
 
@@ -94,6 +101,53 @@ def test_bulk_helpers_give_the_same_values_as_the_one_by_one_functions(
     assert make(user) == pseudonym(key, user)
     assert make(user) == make(user)  # the precomputed state is not consumed
     assert aad_prefix(ref, table) + b"f" == associated_data(ref, table, "f")
+    assert wrap_aads(ref, [table, user], 3) == [wrap_aad(ref, k, 3) for k in (table, user)]
+
+
+@given(
+    key=st.binary(min_size=0, max_size=200),
+    prefix=st.binary(max_size=70),
+    data=st.binary(max_size=300),
+)
+def test_keyed_hash_is_hmac_sha256_for_every_key_length(
+    key: bytes, prefix: bytes, data: bytes
+) -> None:
+    # Keys shorter than, equal to and longer than SHA-256's 64-byte block (hashed first).
+    expected = hmac.digest(key, prefix + data, hashlib.sha256)
+    keyed = KeyedHash(key, prefix)
+    assert keyed.digest(data) == expected
+    assert keyed.hexdigest(data) == expected.hex()
+    assert keyed.digest(data) == expected  # the precomputed states are not consumed
+
+
+def test_keyed_hash_matches_rfc_4231_vectors() -> None:
+    # RFC 4231 test cases 1, 2 and 6 (HMAC-SHA-256); case 6's key is longer than a block.
+    cases = [
+        (
+            b"\x0b" * 20,
+            b"Hi There",
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+        ),
+        (
+            b"Jefe",
+            b"what do ya want for nothing?",
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+        ),
+        (
+            b"\xaa" * 131,
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+        ),
+    ]
+    for key, data, mac in cases:
+        assert KeyedHash(key).hexdigest(data) == mac
+        assert KeyedHash(key, data[:3]).hexdigest(data[3:]) == mac
+
+
+@given(value=st.text(st.characters(codec="utf-8"), max_size=60))
+def test_blind_indexer_gives_the_one_shot_blind_index(value: str) -> None:
+    key = bytes(range(32))
+    assert BlindIndexer(key)(value) == blind_index(key, value)
 
 
 def test_bulk_encryption_and_decryption_round_trip_and_fail_as_one_by_one() -> None:
@@ -142,6 +196,7 @@ def test_corrupt_key_file_gives_a_clear_error(tmp_path: Path) -> None:
 def test_key_material_never_appears_in_reprs() -> None:
     ring = KeyRing.generate()
     text = repr(ring) + repr(FieldCipher(ring.kek(1))) + repr(Pseudonyms(ring.pseudonym_key))
+    text += repr(BlindIndexer(ring.pseudonym_key)) + repr(KeyedHash(ring.audit_key))
     for secret in (ring.kek(1), ring.pseudonym_key, ring.audit_key):
         assert secret.hex() not in text
         assert repr(secret) not in text

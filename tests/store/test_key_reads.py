@@ -85,6 +85,26 @@ def test_the_dek_cache_holds_at_most_its_size(db_url: str, tmp_path: Path) -> No
             assert cached == {tf._store.subjects.get(conn, u).id for u in ("c", "a")}
 
 
+def test_bulk_reads_hand_out_every_subject_when_the_dek_cache_is_full(
+    db_url: str, tmp_path: Path
+) -> None:
+    # A cache of 2 holding b (oldest) and c: unwrapping a's key for a training read must not
+    # evict b's cipher before b's events are decrypted (they were skipped as if erased).
+    with Tactful.open(
+        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=2
+    ) as tf:
+        tf.events.record_batch([(u, f"item-{u}", "view", None) for u in ("a", "b", "c")])
+        store = tf._store
+        store.subjects.clear_cache()
+        with store.begin() as conn:
+            for user in ("b", "c"):  # caches b's cipher, then c's
+                store.subjects.cipher(conn, store.subjects.get(conn, user))
+            ids = sorted(store.subjects.get(conn, u).id for u in ("a", "b", "c"))
+            items = {e.item for _, events in store.events.bundles(conn, ids) for e in events}
+        assert items == {"item-a", "item-b", "item-c"}
+        assert len(store.subjects._ciphers) <= 2
+
+
 def test_dek_cache_size_comes_from_the_environment_and_is_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

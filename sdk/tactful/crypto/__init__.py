@@ -1,7 +1,9 @@
 """Key hierarchy, field encryption with associated data, pseudonyms (cryptography only)."""
 
 from tactful.crypto.cipher import (
+    BlindIndexer,
     FieldCipher,
+    KeyedHash,
     Pseudonyms,
     aad_prefix,
     associated_data,
@@ -14,6 +16,7 @@ from tactful.crypto.cipher import (
     unwrap_key,
     unwrap_key_v1,
     wrap_aad,
+    wrap_aads,
     wrap_key,
     wrap_key_v1,
 )
@@ -27,11 +30,13 @@ from tactful.crypto.keys import (
 from tactful.crypto.signing import checkpoint_mac, checkpoint_mac_valid
 
 __all__ = [
+    "BlindIndexer",
     "EnvKeyProvider",
     "FieldCipher",
     "FileKeyProvider",
     "KeyProvider",
     "KeyRing",
+    "KeyedHash",
     "Pseudonyms",
     "aad_prefix",
     "associated_data",
@@ -47,6 +52,7 @@ __all__ = [
     "unwrap_key",
     "unwrap_key_v1",
     "wrap_aad",
+    "wrap_aads",
     "wrap_key",
     "wrap_key_v1",
 ]

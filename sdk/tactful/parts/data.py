@@ -85,11 +85,7 @@ class EventsAPI(Part):
         store.events.check_rows(batch)
         with store.begin() as conn:
             subjects = store.subjects.resolve_many(conn, [row[0] for row in batch])
-            n = store.events.record_rows(
-                conn,
-                [(subjects[u], item, kind, ts) for u, item, kind, ts in batch],
-                subjects.values(),
-            )
+            n = store.events.record_rows(conn, batch, subjects)
         self._tf._models.mark_dirty()
         return n
 

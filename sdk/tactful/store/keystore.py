@@ -49,10 +49,18 @@ from tactful.crypto import (
     fresh_nonces,
     new_data_keys,
     wrap_aad,
+    wrap_aads,
     wrap_key,
 )
 from tactful.errors import ConfigurationError
-from tactful.store.engine import DriverReads, driver_sql, insert_ignore, make_engine, now
+from tactful.store.engine import (
+    DriverReads,
+    blob_param,
+    driver_sql,
+    insert_ignore,
+    make_engine,
+    now,
+)
 
 metadata = MetaData()
 
@@ -214,18 +222,18 @@ class KeyStore:
             version = self._current(conn, store_id)
             encrypt = self._kek_cipher(version).encrypt_drawn  # what wrap_key does
             nonces = fresh_nonces(len(ids))
+            aads = wrap_aads(store_id, ids, version)
+            wrapped = [
+                encrypt(nonces[12 * i : 12 * i + 12], raw[32 * i : 32 * i + 32], aads[i])
+                for i in range(len(ids))
+            ]
+            blob = blob_param(conn.dialect)
             # The driver's executemany of the prebuilt INSERT, in the caller's transaction.
             conn.exec_driver_sql(
                 self._insert_sql,
                 [
-                    (
-                        store_id,
-                        k,
-                        version,
-                        encrypt(nonces[12 * i : 12 * i + 12], d, wrap_aad(store_id, k, version)),
-                        stamp,
-                    )
-                    for i, (k, d) in enumerate(deks.items())
+                    (store_id, k, version, w if blob is None else blob(w), stamp)
+                    for k, w in zip(ids, wrapped, strict=True)
                 ],
             )
         return deks
@@ -244,10 +252,20 @@ class KeyStore:
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start : start + CHUNK]
                 rows.extend(self._read(self._many_keys(len(chunk)), (store_id, *chunk)))
-        for key_id, version, wrapped in rows:
+        if len(rows) == 1:
+            key_id, version, wrapped = rows[0]
             out[key_id] = self._kek_cipher(int(version)).decrypt(
                 bytes(wrapped), wrap_aad(store_id, key_id, int(version))
             )
+            return out
+        # Bulk: one decrypt call per KEK version for all its keys (usually one version).
+        for version in sorted({int(row[1]) for row in rows}):
+            mine = [row for row in rows if int(row[1]) == version]
+            key_ids = [row[0] for row in mine]
+            deks = self._kek_cipher(version).decrypt_many(
+                [bytes(row[2]) for row in mine], wrap_aads(store_id, key_ids, version)
+            )
+            out.update(zip(key_ids, deks, strict=True))
         return out
 
     def _many_keys(self, n: int) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, Dialect, Index, LargeBinary, Table, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from tactful.store.engine import blob_bind
 
 # Bump it (and add a step in store/migrate.py) for every change to an existing table; new
 # tables need neither (create_all makes them). See docs/store.md, "Migrations".
@@ -21,18 +24,20 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 class Ciphertext(TypeDecorator[bytes]):
-    """A BLOB (SQLite) / BYTEA (PostgreSQL) column handed to the driver as `bytes`, unconverted.
+    """A BLOB (SQLite) / BYTEA (PostgreSQL) column handed to the driver without SQLAlchemy's
+    LargeBinary conversion (`blob_param`: a bytearray on SQLite, the bytes as they are on
+    PostgreSQL), read back as the driver's `bytes`.
 
     The DDL is LargeBinary's. LargeBinary wraps every bound value in the driver's `Binary`
     (a memoryview on SQLite), a Python call per value that cost as much as the AES-GCM call
-    of a bulk insert; both drivers take and return `bytes` as they are.
+    of a bulk insert, and sqlite3 then sends it through its adapter lookup (`blob_param`).
     """
 
     impl = LargeBinary
     cache_ok = True
 
-    def bind_processor(self, dialect: Dialect) -> None:
-        return None
+    def bind_processor(self, dialect: Dialect) -> Callable[[bytes | None], Any] | None:
+        return blob_bind(dialect)
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> None:
         return None
