@@ -169,11 +169,7 @@ class KeyedHash:
 
     def hexdigest(self, data: bytes) -> str:
         """The HMAC of `prefix + data` in hex (64 characters)."""
-        inner = self._inner.copy()
-        inner.update(data)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.hexdigest()
+        return self.digest(data).hex()
 
 
 class Pseudonyms(KeyedHash):
