@@ -33,7 +33,7 @@ from tactful.parts.operations import AuditAPI, KeysAPI, RetentionAPI
 from tactful.parts.policy import PolicyAPI
 from tactful.parts.rights import RightsAPI
 from tactful.policy import CompiledPolicy, Decision, Gate, PolicyPack, explain, load_pack
-from tactful.policy.cache import CachedSubject, SubjectCache
+from tactful.policy.cache import CachedSubject, SubjectCache, remember
 from tactful.recommend import (
     Interaction,
     MinimizedView,
@@ -240,7 +240,7 @@ class Tactful:
                 )
                 prepared = entry.derived.get(key)
                 if prepared is None:
-                    prepared = entry.remember(
+                    prepared = remember(
                         entry.derived, key, self._prepare(read, entry, decision, settings, given)
                     )
                 view, segments, exclude = prepared

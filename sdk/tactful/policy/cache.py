@@ -48,12 +48,14 @@ class CachedSubject:
     # Per-call results derived from this entry alone, by key (segments, exclusions).
     derived: dict[object, Any] = field(default_factory=dict)
 
-    def remember(self, table: dict[Any, Any], key: object, value: Any) -> Any:
-        """Keep `value` under `key` in one of the entry's tables (cleared past MEMO_LIMIT)."""
-        if len(table) >= MEMO_LIMIT:
-            table.clear()
-        table[key] = value
-        return value
+
+def remember(table: dict[Any, Any], key: object, value: Any) -> Any:
+    """Keep `value` under `key` in a memo table (an entry's, or the gate's for unknown users),
+    cleared past MEMO_LIMIT so that ever-new keys cannot grow it; returns `value`."""
+    if len(table) >= MEMO_LIMIT:
+        table.clear()
+    table[key] = value
+    return value
 
 
 def clock() -> float:

@@ -9,7 +9,7 @@ from datetime import datetime
 from tactful.audit import AuditLog, canonical
 from tactful.consent import AgeRules, ConsentLedger, Purpose
 from tactful.errors import ValidationError
-from tactful.policy.cache import MEMO_LIMIT, CachedSubject, SubjectCache, clock, expiry
+from tactful.policy.cache import CachedSubject, SubjectCache, clock, expiry, remember
 from tactful.policy.engine import (
     DEFAULT_DENY_TEXT,
     CompiledPolicy,
@@ -208,16 +208,13 @@ class Gate:
             if made is None:
                 defaults = Settings()
                 state = SubjectState("unknown", frozenset(), defaults)
-                if len(unknown[1]) >= MEMO_LIMIT:
-                    unknown[1].clear()
-                made = unknown[1][key] = (evaluate(policy, purpose, state, ctx), defaults)
+                made = (evaluate(policy, purpose, state, ctx), defaults)
+                remember(unknown[1], key, made)
                 return made
             return renewed(made[0]), made[1]
         known = entry.decisions.get(key)
         if known is None:
-            known = entry.remember(
-                entry.decisions, key, evaluate(policy, purpose, entry.state, ctx)
-            )
+            known = remember(entry.decisions, key, evaluate(policy, purpose, entry.state, ctx))
             return known, entry.settings
         return renewed(known), entry.settings
 

@@ -75,9 +75,10 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def blob_param(dialect: Dialect) -> Callable[[bytes], Any] | None:
-    """How to hand a `bytes` value to the driver as a BLOB parameter: as a `bytearray` on
-    SQLite, unchanged elsewhere (None: nothing to do).
+def blob_param(dialect: Dialect) -> Callable[[bytes | None], Any] | None:
+    """How to hand a `bytes` value (or None, NULL) to the driver as a BLOB parameter: as a
+    `bytearray` on SQLite, unchanged elsewhere (None: nothing to do). Usable as a column
+    type's bind processor.
 
     Python's sqlite3 binds str, int, float and bytearray directly, but sends every other
     parameter, `bytes` and None included, through its adapter lookup (a registry probe and
@@ -85,16 +86,11 @@ def blob_param(dialect: Dialect) -> Callable[[bytes], Any] | None:
     value in an executemany, against 0.16 us for the copy into a bytearray. The stored BLOB
     is the same, and SQLite returns it as `bytes`.
     """
-    return bytearray if dialect.name == "sqlite" else None
+    return _blob_or_null if dialect.name == "sqlite" else None
 
 
 def _blob_or_null(value: bytes | None) -> bytearray | None:
     return None if value is None else bytearray(value)
-
-
-def blob_bind(dialect: Dialect) -> Callable[[bytes | None], Any] | None:
-    """`blob_param` for a column type's bind processor (None stays NULL)."""
-    return _blob_or_null if dialect.name == "sqlite" else None
 
 
 def driver_sql(stmt: ClauseElement, dialect: Dialect) -> tuple[str, tuple[str, ...]]:

@@ -252,7 +252,7 @@ class KeyStore:
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start : start + CHUNK]
                 rows.extend(self._read(self._many_keys(len(chunk)), (store_id, *chunk)))
-        if len(rows) == 1:
+        if len(rows) == 1:  # one user's key (a read's cache miss): no grouping by version
             key_id, version, wrapped = rows[0]
             out[key_id] = self._kek_cipher(int(version)).decrypt(
                 bytes(wrapped), wrap_aad(store_id, key_id, int(version))

@@ -10,7 +10,7 @@ from sqlalchemy import Column, DateTime, Dialect, Index, LargeBinary, Table, Tex
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from tactful.store.engine import blob_bind
+from tactful.store.engine import blob_param
 
 # Bump it (and add a step in store/migrate.py) for every change to an existing table; new
 # tables need neither (create_all makes them). See docs/store.md, "Migrations".
@@ -37,7 +37,7 @@ class Ciphertext(TypeDecorator[bytes]):
     cache_ok = True
 
     def bind_processor(self, dialect: Dialect) -> Callable[[bytes | None], Any] | None:
-        return blob_bind(dialect)
+        return blob_param(dialect)
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> None:
         return None
