@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring as _string
 from typing import Any, Literal, NamedTuple
 
@@ -54,6 +54,12 @@ def _body(payload: Mapping[str, object] | str) -> str:
     return payload if isinstance(payload, str) else canonical(dict(payload))
 
 
+def json_string(text: str) -> str:
+    """`text` as a JSON string literal, as an entry's hash spells its payload (a caller that
+    builds payloads from templates can keep the templates' literals: `AuditLog.defer`)."""
+    return _string(text)
+
+
 def entry_hash(
     seq: int, ts: datetime, kind: str, alias: str | None, payload: str, prev: str
 ) -> str:
@@ -67,12 +73,46 @@ def entry_hash(
         stamp = ts.isoformat() + "+00:00"
     else:
         stamp = (ts.astimezone(UTC) if ts.utcoffset() else ts).isoformat()
+    return _digest(seq, stamp, kind, alias, _string(payload), prev)
+
+
+def _digest(seq: int, stamp: str, kind: str, alias: str | None, quoted: str, prev: str) -> str:
+    """`entry_hash` from the time as ISO 8601 text and the payload as a JSON string literal."""
     name = "null" if alias is None else _string(alias)
     body = (
-        f'{{"alias":{name},"kind":{_string(kind)},"payload":{_string(payload)},'
+        f'{{"alias":{name},"kind":{_string(kind)},"payload":{quoted},'
         f'"prev":{_string(prev)},"seq":{int(seq)},"ts":"{stamp}"}}'
     )
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _now_us() -> int:
+    """The time an entry is recorded: microseconds since the epoch (UTC), a clock read only;
+    it is formatted when the entry is written (`_stamps`)."""
+    return time.time_ns() // 1000
+
+
+def _moment(us: int) -> datetime:
+    """Microseconds since the epoch as an aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _stamps(us: int, seconds: dict[int, str]) -> tuple[str, str]:
+    """An entry's time (microseconds since the epoch) as its hash spells it and as SQLite
+    stores it: `datetime.isoformat()` of the aware UTC time (which leaves out a zero fraction;
+    `entry_hash` spells the value read back the same way) and SQLAlchemy's text form
+    (`YYYY-MM-DD HH:MM:SS.ffffff`). `seconds` keeps each second's date and time of day, so a
+    batch formats them once per second instead of once per entry."""
+    sec, micro = divmod(us, 1_000_000)
+    whole = seconds.get(sec)
+    if whole is None:
+        whole = seconds[sec] = _moment(sec * 1_000_000).isoformat()[:19]
+    fraction = f"{micro:06d}"
+    iso = f"{whole}.{fraction}+00:00" if micro else f"{whole}+00:00"
+    return iso, f"{whole[:10]} {whole[11:]}.{fraction}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,19 +186,18 @@ _LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 # An own-transaction flush waits for the chain's lock at most as long as SQLite's busy timeout.
 _LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '30s'")
 _INSERT = _audit.insert()
-_INSERTS: dict[str, tuple[str, Callable[[datetime], Any]]] = {}
+_INSERTS: dict[str, str] = {}
 _ENTRY_ORDER = ("seq", "ts", "kind", "alias", "payload", "prev_hash", "hash")
 
 
-def _insert_for(dialect: Dialect) -> tuple[str, Callable[[datetime], Any]]:
-    """The entry INSERT rendered for the driver (columns in `_ENTRY_ORDER`), and how a
-    timestamp is bound on this dialect (as SQLAlchemy would store it)."""
+def _insert_for(dialect: Dialect) -> str:
+    """The entry INSERT rendered for the driver (columns in `_ENTRY_ORDER`). The time is bound
+    as SQLAlchemy would store it: SQLite's text form (`_stamps`), a datetime elsewhere."""
     found = _INSERTS.get(dialect.name)
     if found is None:
         sql, order = driver_sql(_INSERT, dialect)
         assert order == _ENTRY_ORDER, order
-        stamp = _audit.c.ts.type.dialect_impl(dialect).bind_processor(dialect)
-        found = _INSERTS[dialect.name] = (sql, stamp or (lambda value: value))
+        found = _INSERTS[dialect.name] = sql
     return found
 
 
@@ -255,11 +294,16 @@ class AuditLog:
         body = _body(payload)
         head = _locked_head(conn)
         queued = self._take(conn)
-        entry = Pending(now(), kind, alias, body, 0.0)
+        entry = Pending(_now_us(), kind, alias, body, 0.0)
         return self._chain(conn, head, [*queued, entry])
 
     def defer(
-        self, kind: str, payload: Mapping[str, object] | str, *, alias: str | None = None
+        self,
+        kind: str,
+        payload: Mapping[str, object] | str,
+        *,
+        alias: str | None = None,
+        quoted: str | None = None,
     ) -> None:
         """Record an entry whose chain position is assigned when its batch is written.
 
@@ -270,12 +314,16 @@ class AuditLog:
         transaction of your own: at `max_pending` it writes the queue in a transaction of its
         own, which would wait for yours. With `batched=False` it writes the entry in its own
         transaction before returning (and raises if that fails).
+
+        `quoted`, for a text payload, is `json_string(payload)` when the caller has it at hand
+        (the gate keeps it with its record templates): the entry is then hashed from it, and
+        a wrong one would break the chain at this entry, so pass it only when it is exact.
         """
         if self._begin is None:
             raise RuntimeError(
                 "defer needs a way to open a transaction: build AuditLog(begin=store.begin)"
             )
-        entry = Pending(now(), kind, alias, _body(payload), time.monotonic())
+        entry = Pending(_now_us(), kind, alias, _body(payload), time.monotonic(), quoted)
         if self._batched:
             self._queue.put(entry)
             return
@@ -360,13 +408,18 @@ class AuditLog:
         prev = GENESIS if head is None else str(head.hash)
         rows: list[tuple[object, ...]] = []
         reached: list[tuple[int, str, datetime]] = []  # periodic checkpoints due in the batch
-        sql, bind_ts = _insert_for(conn.dialect)
+        sql = _insert_for(conn.dialect)
+        as_text = conn.dialect.name == "sqlite"
+        seconds: dict[int, str] = {}
         for e in entries:
             seq += 1
-            digest = entry_hash(seq, e.ts, e.kind, e.alias, e.payload, prev)
-            rows.append((seq, bind_ts(e.ts), e.kind, e.alias, e.payload, prev, digest))
+            iso, text = _stamps(e.at, seconds)
+            quoted = _string(e.payload) if e.quoted is None else e.quoted
+            digest = _digest(seq, iso, e.kind, e.alias, quoted, prev)
+            bound = text if as_text else _moment(e.at)
+            rows.append((seq, bound, e.kind, e.alias, e.payload, prev, digest))
             if seq % CHECKPOINT_EVERY == 0:
-                reached.append((seq, digest, e.ts))
+                reached.append((seq, digest, _moment(e.at)))
             prev = digest
         # The driver's executemany of the prebuilt INSERT (no per-row parameter processing).
         conn.exec_driver_sql(sql, rows)
@@ -731,4 +784,5 @@ __all__ = [
     "canonical",
     "checkpoint_message",
     "entry_hash",
+    "json_string",
 ]

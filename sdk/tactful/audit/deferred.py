@@ -24,7 +24,6 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import NamedTuple
 
 _log = logging.getLogger("tactful.audit")
@@ -35,11 +34,12 @@ _MAX_BACKOFF = 30.0
 class Pending(NamedTuple):
     """One entry waiting for its place in the chain (content fixed at defer time)."""
 
-    ts: datetime
+    at: int  # when it was recorded: microseconds since the epoch (formatted when written)
     kind: str
     alias: str | None
     payload: str  # canonical JSON
     queued: float  # time.monotonic() when deferred
+    quoted: str | None = None  # the payload as a JSON string literal, when the caller had it
 
 
 def describe(exc: BaseException) -> str:

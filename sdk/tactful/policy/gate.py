@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from tactful.audit import AuditLog, canonical
+from tactful.audit import AuditLog, canonical, json_string
 from tactful.consent import AgeRules, ConsentLedger, Purpose
 from tactful.errors import ValidationError
 from tactful.policy.cache import CachedSubject, SubjectCache, clock, expiry, remember
@@ -113,8 +113,9 @@ class Gate:
         self.segments = CompiledSegments(policy.pack.segments, policy.pack.schema)
         self._memberships = memberships
         self.cache = cache if cache is not None else SubjectCache()
-        # Canonical decision records around the decision id's place (see `record`).
-        self._records: dict[tuple[object, ...], tuple[str, str]] = {}
+        # Canonical decision records around the decision id's place, as text and as JSON
+        # string literals (see `record`).
+        self._records: dict[tuple[object, ...], tuple[str, str, str, str]] = {}
         # Unknown users' decisions under one compiled policy, by purpose and context.
         self._unknown: tuple[CompiledPolicy, dict[object, tuple[Decision, Settings]]] = (
             policy,
@@ -344,12 +345,14 @@ class Gate:
             }
 
         body: str
+        quoted: str | None = None
         if experiment is not None or not decision.id.isalnum():
             body = canonical(payload(decision.id))
         else:
             # The same decision, recommender, signals and segments give the same record but
             # for the decision id: its canonical JSON is kept around the id's place (the keys are
-            # sorted and unique, and an alphanumeric id needs no escaping).
+            # sorted and unique, and an alphanumeric id needs no escaping), and so is the JSON
+            # string literal of it that the audit log's entry hash is taken over.
             d = decision
             key = (
                 d.purpose, d.outcome, d.reasons, d.read, d.exclude_item_categories, d.context,
@@ -360,12 +363,19 @@ class Gate:
             template = self._records.get(key)
             if template is None:
                 head, _, tail = canonical(payload("")).partition('"decision_id":""')
+                head, tail = head + '"decision_id":"', '"' + tail
                 if len(self._records) >= RECORD_TEMPLATES:
                     self._records.clear()
-                template = self._records[key] = (head + '"decision_id":"', '"' + tail)
+                template = self._records[key] = (
+                    head,
+                    tail,
+                    json_string(head)[:-1],
+                    json_string(tail)[1:],
+                )
             body = template[0] + decision.id + template[1]
+            quoted = template[2] + decision.id + template[3]
         alias = subject.alias if subject else None
         if conn is None:
-            self._audit.defer("decision", body, alias=alias)
+            self._audit.defer("decision", body, alias=alias, quoted=quoted)
         else:
             self._audit.append(conn, "decision", body, alias=alias)

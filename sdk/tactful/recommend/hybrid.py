@@ -11,6 +11,7 @@ from tactful.recommend.types import (
     MinimizedView,
     Recommender,
     ScoredItem,
+    on_grid,
 )
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {"item_item": 1.0, "content": 0.1, "popularity": 0.05}
@@ -80,19 +81,25 @@ class HybridRecommender:
         # (a pool is there for the blend and the rules to choose from).
         alone = len(active) == 1 and not self.rules
         pool = k if alone else max(self.pool, k)
-        lists = [(self.weight(c.name), c.recommend(view, pool, exclude)) for c in active]
-        lists = [(w, [s for s in listed if s.item not in exclude]) for w, listed in lists]
+        lists = [
+            (
+                self.weight(c.name),
+                [s for s in c.recommend(view, pool, exclude) if s.item not in exclude],
+            )
+            for c in active
+        ]
         if alone:
             w, listed = lists[0]
-            top = max((s.score for s in listed), default=0.0)
+            top = max([s.score for s in listed], default=0.0)
             if top > 0 and len({s.item for s in listed}) == len(listed):
-                # The blend's normalized scores, order and ties, without its bookkeeping.
-                out = [
-                    ScoredItem(s.item, w * max(s.score, 0.0) / top, s.signal, s.explanation)
-                    for s in listed
-                ]
-                keys = [(-round(s.score, 9), s.item) for s in out]
-                return [out[i] for i in sorted(range(len(out)), key=keys.__getitem__)[:k]]
+                # The blend's normalized scores, order and ties, without its bookkeeping
+                # (the items are distinct, so the sort never compares past the item id).
+                rows = []
+                for s in listed:
+                    score = w * max(s.score, 0.0) / top
+                    rows.append((-on_grid(score), s.item, score, s.signal, s.explanation))
+                rows.sort()
+                return [ScoredItem(*row[1:]) for row in rows[:k]]
         blended: dict[str, float] = {}
         best: dict[str, tuple[float, ScoredItem]] = {}
         for w, listed in lists:
@@ -106,7 +113,7 @@ class HybridRecommender:
                     best[s.item] = (part, s)
         # Compared rounded to 1e-9: decayed popularity summed in another order (after
         # learn/forget) must tie, and so rank, the way a refit does.
-        ranked = sorted(blended, key=lambda i: (-round(blended[i], 9), i))
+        ranked = sorted(blended, key=lambda i: (-on_grid(blended[i]), i))
         out = [ScoredItem(i, blended[i], best[i][1].signal, best[i][1].explanation) for i in ranked]
         if self.rules:
             out = apply_rules(out, self.rules, view, self.catalog, exclude)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from tactful.recommend.types import CatalogItem, Interaction, MinimizedView, ScoredItem
+from tactful.recommend.types import CatalogItem, Interaction, MinimizedView, ScoredItem, on_grid
 
 # Up to this many items the counts live in a dense float64 matrix (4096² is 128 MiB; ML-100K's
 # 1682 items take 22 MiB): one contributor is then an O(m²) in-place update for m items.
@@ -228,7 +228,7 @@ class ItemItemRecommender:
             candidates = candidates[scores[candidates] >= kth]
         # Ties break by item id (not by index, which depends on the order items were learned).
         ranked = sorted(
-            candidates.tolist(), key=lambda j: (-round(float(scores[j]), 9), self.items[j])
+            candidates.tolist(), key=lambda j: (-on_grid(float(scores[j])), self.items[j])
         )
         out = []
         for j in ranked[:k]:

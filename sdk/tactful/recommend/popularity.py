@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Sequence
 
-from tactful.recommend.types import CatalogItem, Interaction, MinimizedView, ScoredItem
+from tactful.recommend.types import CatalogItem, Interaction, MinimizedView, ScoredItem, on_grid
 
 DAY = 86_400.0
 
@@ -74,7 +74,7 @@ class PopularityRecommender:
         (after learn/forget) still tie the way a refit does.
         """
         if self._ranking is None:
-            self._ranking = sorted(self.counts.items(), key=lambda kv: (-round(kv[1], 9), kv[0]))
+            self._ranking = sorted(self.counts.items(), key=lambda kv: (-on_grid(kv[1]), kv[0]))
         return self._ranking
 
     def recommend(self, view: MinimizedView, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
