@@ -24,7 +24,7 @@ from tactful.dp import Aggregates
 from tactful.dp.popularity import POPULARITY_DATASET
 from tactful.errors import ValidationError
 from tactful.experiments import Experiments
-from tactful.models import Recommendations
+from tactful.models import Recommendations, recommended_items
 from tactful.parts.consent import ConsentAPI, SettingsAPI
 from tactful.parts.data import CatalogAPI, EventsAPI, ProfilesAPI
 from tactful.parts.experiments import ExperimentsAPI, shaped
@@ -295,18 +295,10 @@ class Tactful:
                 record(conn=conn)
         else:
             record(conn=None)
-        # One validation of the whole answer (pydantic builds the items from the dicts).
+        # The items are validated once per content (`recommended_items`), the answer here.
         return Recommendations.model_validate(
             {
-                "items": [
-                    {
-                        "item": s.item,
-                        "score": s.score,
-                        "signal": s.signal,
-                        "explanation": s.explanation,
-                    }
-                    for s in scored
-                ],
+                "items": recommended_items(scored),
                 "mode": decision.outcome,
                 "decision_id": decision.id,
                 "purpose": purpose,

@@ -1,0 +1,78 @@
+"""The answer's items are validated once per content and shared between answers; a wrong
+item is still refused, whatever came before it."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+import tactful.models
+from tactful import Tactful
+from tactful.models import RecommendedItem, recommended_items
+from tactful.recommend import ScoredItem
+from tests.conftest import seed_small
+
+
+def test_a_repeated_answer_shares_its_validated_items() -> None:
+    scored = [
+        ScoredItem("a", 0.5, "item_item", "Because you viewed B."),
+        ScoredItem("c", 0.25, "popularity", "Popular."),
+    ]
+    first = recommended_items(scored)
+    again = recommended_items([ScoredItem(*s) for s in scored])  # equal content, new tuples
+    assert first == (
+        RecommendedItem(
+            item="a", score=0.5, signal="item_item", explanation="Because you viewed B."
+        ),
+        RecommendedItem(item="c", score=0.25, signal="popularity", explanation="Popular."),
+    )
+    assert all(x is y for x, y in zip(first, again, strict=True))
+
+
+def test_a_wrong_item_is_refused_next_to_items_seen_before() -> None:
+    good = ScoredItem("a", 0.5, "item_item", "x")
+    recommended_items([good])
+    with pytest.raises(pydantic.ValidationError) as caught:
+        recommended_items([good, ScoredItem(7, 0.5, "app", "x")])  # type: ignore[arg-type]
+    assert "item" in str(caught.value)
+    with pytest.raises(pydantic.ValidationError):
+        recommended_items([good, ScoredItem("b", "high", "app", "x")])  # type: ignore[arg-type]
+    with pytest.raises(pydantic.ValidationError):  # unhashable: not looked up, still refused
+        recommended_items([good, ScoredItem("b", 0.5, "app", ["x"])])  # type: ignore[arg-type]
+
+
+def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tactful.models, "ITEM_MEMO", 8)
+    for n in range(40):
+        out = recommended_items(
+            [
+                ScoredItem(f"i{n}", 1.0, "popularity", "p"),
+                ScoredItem(f"j{n}", 0.5, "popularity", "p"),
+            ]
+        )
+        assert [i.item for i in out] == [f"i{n}", f"j{n}"]
+        assert len(tactful.models._validated) <= 8
+
+
+class Typo:
+    """An app recommender whose scores are text: its answer must not reach the user."""
+
+    name = "typo"
+
+    def fit(self, bundles: object, catalog: object) -> None: ...
+
+    def learn(self, bundle: object) -> None: ...
+
+    def forget(self, bundle: object) -> None: ...
+
+    def recommend(self, view: object, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
+        return [ScoredItem("f", 1.0, self.name, None)]  # type: ignore[arg-type]
+
+
+def test_an_app_recommenders_ill_typed_item_fails_the_call(tf: Tactful) -> None:
+    seed_small(tf)
+    tf.recommend("u1", k=3)  # items of tactful's own recommenders validated and kept
+    tf.register_recommender(Typo(), weight=1.0)
+    tf.configure_recommendations(weights={"item_item": 0.0, "content": 0.0, "popularity": 0.0})
+    with pytest.raises(pydantic.ValidationError):
+        tf.recommend("u1", k=3)
