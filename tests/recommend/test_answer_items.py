@@ -1,4 +1,5 @@
-"""The answer's items are validated once per content and shared between answers; a wrong
+"""The answer's items: ranked on a 1e-9 grid whatever the scores (an app's recommender may
+score NaN or infinity), validated once per content and shared between answers, and a wrong
 item is still refused, whatever came before it."""
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import pytest
 import tactful.models
 from tactful import Tactful
 from tactful.models import RecommendedItem, recommended_items
-from tactful.recommend import ScoredItem
+from tactful.recommend import HybridRecommender, MinimizedView, ScoredItem
+from tactful.recommend.types import on_grid
 from tests.conftest import seed_small
 
 
@@ -76,3 +78,40 @@ def test_an_app_recommenders_ill_typed_item_fails_the_call(tf: Tactful) -> None:
     tf.configure_recommendations(weights={"item_item": 0.0, "content": 0.0, "popularity": 0.0})
     with pytest.raises(pydantic.ValidationError):
         tf.recommend("u1", k=3)
+
+
+def test_scores_out_of_range_rank_at_the_ends() -> None:
+    inf, nan = float("inf"), float("nan")
+    keys = [on_grid(x) for x in (nan, -inf, -1.0, 0.0, 1e-10, 0.1 + 0.2, 0.3, 1e300, inf)]
+    assert keys == sorted(keys)
+    assert on_grid(0.1 + 0.2) == on_grid(0.3), "float noise ties"
+    assert on_grid(1e-10) == on_grid(0.0)
+
+
+def test_the_hybrid_ranks_an_app_recommenders_odd_scores_without_failing() -> None:
+    class Odd:
+        name = "odd"
+
+        def fit(self, bundles: object, catalog: object) -> None: ...
+
+        def learn(self, bundle: object) -> None: ...
+
+        def forget(self, bundle: object) -> None: ...
+
+        def recommend(self, view: object, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
+            return [
+                ScoredItem("n", float("nan"), "odd", ""),
+                ScoredItem("a", 2.0, "odd", ""),
+                ScoredItem("i", float("inf"), "odd", ""),
+            ]
+
+    class Steady(Odd):
+        name = "steady"
+
+        def recommend(self, view: object, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
+            return [ScoredItem("a", 1.0, "steady", "")]
+
+    for components in ([Odd()], [Odd(), Steady()]):  # alone, and blended
+        hybrid = HybridRecommender(components, weights={"odd": 1.0, "steady": 1.0})
+        ranked = hybrid.recommend(MinimizedView(), 3, frozenset())
+        assert sorted(s.item for s in ranked) == ["a", "i", "n"]

@@ -14,6 +14,7 @@ from tactful.recommend.types import (
     on_grid,
 )
 
+_new = tuple.__new__
 DEFAULT_WEIGHTS: Mapping[str, float] = {"item_item": 1.0, "content": 0.1, "popularity": 0.05}
 
 
@@ -96,10 +97,13 @@ class HybridRecommender:
                 # (the items are distinct, so the sort never compares past the item id).
                 rows = []
                 for s in listed:
-                    score = w * max(s.score, 0.0) / top
-                    rows.append((-on_grid(score), s.item, score, s.signal, s.explanation))
+                    raw = s.score
+                    score = w * (raw if not raw < 0.0 else 0.0) / top  # max(raw, 0.0), inline
+                    # tuple.__new__ is what ScoredItem(...) runs, without its Python frame.
+                    made = _new(ScoredItem, (s.item, score, s.signal, s.explanation))
+                    rows.append((-on_grid(score), s.item, made))
                 rows.sort()
-                return [ScoredItem(*row[1:]) for row in rows[:k]]
+                return [row[2] for row in rows[:k]]
         blended: dict[str, float] = {}
         best: dict[str, tuple[float, ScoredItem]] = {}
         for w, listed in lists:

@@ -62,14 +62,23 @@ class ScoredItem(NamedTuple):
     explanation: str
 
 
+_BEYOND = 10**320  # above the grid value of any finite float
+
+
 def on_grid(score: float) -> int:
     """A score on a 1e-9 grid, the key recommenders rank by (then the item id): scores that
     differ only by float rounding (sums taken in another order after learn/forget) tie.
 
     `floor(score * 1e9 + 0.5)` rather than `round(score, 9)`, which converts through decimal
-    digits and costs about eight times as much in a ranking's inner loop.
+    digits and costs about eight times as much in a ranking's inner loop. An app's recommender
+    may score out of range: infinities rank at the ends, NaN below everything.
     """
-    return floor(score * 1e9 + 0.5)
+    try:
+        return floor(score * 1e9 + 0.5)
+    except OverflowError:  # ±inf, or a finite score whose product overflows to it
+        return _BEYOND if score > 0 else -_BEYOND
+    except ValueError:  # NaN
+        return -_BEYOND - 1
 
 
 @runtime_checkable
