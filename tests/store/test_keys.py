@@ -271,6 +271,8 @@ def test_pseudonyms_kept_in_memory_match_the_keyed_hmac_and_stay_bounded(
     # Another pseudonym key (another key ring loaded) never answers from the old key's memory.
     other = dataclasses.replace(subjects.keys, pseudonym_key=bytes(32))
     monkeypatch.setattr(subjects.keystore, "_ring", other)
-    assert subjects.pseudonym(users[-1]) == pseudonym(bytes(32), users[-1]) != pseudonym(
-        key, users[-1]
+    assert (
+        subjects.pseudonym(users[-1])
+        == pseudonym(bytes(32), users[-1])
+        != pseudonym(key, users[-1])
     )

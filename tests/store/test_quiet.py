@@ -90,6 +90,23 @@ def test_a_broken_watching_connection_sends_the_caller_to_the_database(
     assert after is not None and after != before, "a fresh connection, a fresh generation"
 
 
+def test_an_invalidated_watching_connection_sends_the_caller_to_the_database(
+    watched: tuple[Engine, Quiet],
+) -> None:
+    # The question runs on a driver cursor kept between calls: once SQLAlchemy invalidates
+    # the connection under it, the cursor must not answer, and a fresh connection takes over.
+    engine, quiet = watched
+    before = quiet.now()
+    assert quiet._conn is not None
+    quiet._conn.invalidate()
+    assert quiet.now() is None
+    after = quiet.now()
+    assert after is not None and after != before
+    _commit_elsewhere(engine)
+    moved = quiet.now()
+    assert moved is not None and moved != after, "the fresh connection sees other commits"
+
+
 def test_a_question_during_the_writers_commit_goes_to_the_database(
     watched: tuple[Engine, Quiet],
 ) -> None:

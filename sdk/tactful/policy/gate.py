@@ -235,9 +235,7 @@ class Gate:
             raise ValidationError(f"context must be a dict of at most {MAX_CONTEXT} str -> str")
         for name, value in ctx.items():  # a loop: a generator costs more for a few fields
             if not (isinstance(name, str) and isinstance(value, str)):
-                raise ValidationError(
-                    f"context must be a dict of at most {MAX_CONTEXT} str -> str"
-                )
+                raise ValidationError(f"context must be a dict of at most {MAX_CONTEXT} str -> str")
         return ctx
 
     def evaluate_segments(

@@ -54,6 +54,7 @@ class Quiet:
         self._forks = _forks
         self._lock = threading.Lock()  # fresh in a forked child: a parent thread may hold one
         self._conn: Connection | None = None
+        self._cursor: Any = None  # a driver cursor on `_conn`, kept for the question
         self._version: object = None
         self._writing = False  # inside `begin`'s transaction, its write lock held
 
@@ -84,7 +85,7 @@ class Quiet:
             self._lock.release()
 
     def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._cursor = self._conn, None, None
         self.generation += 1
         self._version = None
         if conn is not None and self._forks == _forks:
@@ -92,8 +93,14 @@ class Quiet:
                 conn.close()
 
     def _observe(self) -> None:
-        raw: Any = self._connection().connection.dbapi_connection
-        (version,) = raw.execute("PRAGMA data_version").fetchone()
+        # The driver's cursor is kept between questions (SQLAlchemy's connection properties
+        # cost a third of the statement); a connection SQLAlchemy has closed or invalidated
+        # since makes it raise the driver's error, and `now` starts again from a fresh one.
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = self._connection().connection.dbapi_connection.cursor()
+        cursor.execute("PRAGMA data_version")
+        (version,) = cursor.fetchone()
         if version != self._version:
             self._version = version
             self.generation += 1
@@ -127,6 +134,7 @@ class Quiet:
     def _connection(self) -> Connection:
         if self._conn is None or self._conn.invalidated or self._conn.closed:
             self._conn = self.engine.connect()
+            self._cursor = None
         return self._conn
 
     def close(self) -> None:
