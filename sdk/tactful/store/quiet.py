@@ -98,7 +98,8 @@ class Quiet:
         # since makes it raise the driver's error, and `now` starts again from a fresh one.
         cursor = self._cursor
         if cursor is None:
-            cursor = self._cursor = self._connection().connection.dbapi_connection.cursor()
+            raw: Any = self._connection().connection.dbapi_connection
+            cursor = self._cursor = raw.cursor()
         cursor.execute("PRAGMA data_version")
         (version,) = cursor.fetchone()
         if version != self._version:
