@@ -9,11 +9,11 @@ set memberships per rule.
 
 from __future__ import annotations
 
-import operator
 import os
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from tactful.consent import Purpose
 from tactful.policy.model import OUTCOME_OF, PRECEDENCE, Effect, Outcome, Rule
@@ -45,15 +45,16 @@ class SubjectState:
     objections: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The gate's decision for one call, as recorded in the audit log.
+class Decision(NamedTuple):
+    """The gate's decision for one call, as recorded in the audit log (immutable).
 
     `read` are the data categories a recommender may read, `context` the request-context
     field names it may see; `exclude_item_categories`, `diversity_floor` (the lowest discovery
     level of the re-ranking) and `dp_aggregate` (the non-personalized list must be a
     differentially private release) are obligations of the call. `reasons` are the ids of the
-    rules (or protections) behind it, `descriptions` their texts for the user.
+    rules (or protections) behind it, `descriptions` their texts for the user. A named
+    tuple: a memoized decision is renewed (a new id) on every call, where a frozen
+    dataclass's thirteen attribute sets cost several times a tuple's copy.
     """
 
     id: str
@@ -64,7 +65,7 @@ class Decision:
     exclude_item_categories: frozenset[str]
     policy_version: str
     policy_hash: str
-    descriptions: tuple[str, ...] = field(default=())
+    descriptions: tuple[str, ...] = ()
     withhold: frozenset[str] = frozenset()
     diversity_floor: float = 0.0
     dp_aggregate: bool = False
@@ -90,13 +91,12 @@ def decision_id() -> str:
         return block[:32]
 
 
-# Every field of a Decision after its id, in order (so a field added later is copied too).
-_AFTER_ID = operator.attrgetter(*[f.name for f in fields(Decision)][1:])
+_new = tuple.__new__
 
 
 def renewed(decision: Decision) -> Decision:
     """The same decision under a new id (a memoized decision made again for another call)."""
-    return Decision(decision_id(), *_AFTER_ID(decision))
+    return _new(Decision, (decision_id(), *decision[1:]))
 
 
 Predicate = Callable[[str, SubjectState, Mapping[str, str]], bool]

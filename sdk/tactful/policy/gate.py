@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from tactful.audit import AuditLog, canonical, json_string
@@ -53,8 +52,7 @@ def honor_objection(decision: Decision, purpose: Purpose, state: SubjectState) -
     if decision.purpose not in state.objections or decision.outcome == "denied":
         return decision
     if decision.purpose.startswith("marketing.") or purpose.dpv in DIRECT_MARKETING_DPV:
-        return replace(
-            decision,
+        return decision._replace(
             outcome="denied",
             reasons=(FLOOR_MARKETING,),
             read=frozenset(),
@@ -62,8 +60,7 @@ def honor_objection(decision: Decision, purpose: Purpose, state: SubjectState) -
             descriptions=("you objected to direct marketing (GDPR Art. 21(3))",),
         )
     if purpose.profiling and decision.outcome == "personalized":
-        return replace(
-            decision,
+        return decision._replace(
             outcome="non_personalized",
             reasons=(FLOOR_PROFILING,),
             read=frozenset(),

@@ -14,7 +14,6 @@ Each override names its rule id in the decision, like a rule of the pack.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 
 from tactful.consent import Purpose
 from tactful.policy.engine import Decision, SubjectState
@@ -41,8 +40,7 @@ def protect(
     if decision.outcome == "denied":
         return decision
     if state.status == "restricted":
-        return replace(
-            decision,
+        return decision._replace(
             outcome="denied",
             reasons=(RESTRICTED_RULE,),
             read=frozenset(),
@@ -56,8 +54,7 @@ def protect(
         else state.settings.channel_recommendations
     )
     if state.status != "unknown" and not enabled:
-        return replace(
-            decision,
+        return decision._replace(
             outcome="denied",
             reasons=(CHANNEL_RULE,),
             read=frozenset(),
@@ -67,8 +64,7 @@ def protect(
     if decision.outcome != "personalized":
         return decision
     if purpose.profiling and state.minor and decision.purpose not in state.parental:
-        return replace(
-            decision,
+        return decision._replace(
             outcome="non_personalized",
             reasons=(CHILD_RULE,),
             read=frozenset(),
