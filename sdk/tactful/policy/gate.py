@@ -86,6 +86,46 @@ def evaluate(
     return honor_objection(decision, declared, state)
 
 
+def _payload(
+    decision: Decision,
+    decision_id: str,
+    categories_used: frozenset[str],
+    recommender: str,
+    items: int,
+    signals: Sequence[str],
+    segments: Evaluation | None,
+    experiment: Mapping[str, object] | None,
+) -> dict[str, object]:
+    """A decision record's fields (`Gate.record`)."""
+    extra: dict[str, object] = {}
+    if segments is not None:
+        extra["segments"] = list(segments.matched)
+        extra["segments_skipped"] = [
+            {"segment": s.segment, "withheld": list(s.withheld)} for s in segments.skipped
+        ]
+    if experiment is not None:
+        extra["experiment"] = dict(experiment)
+    return {
+        "decision_id": decision_id,
+        "purpose": decision.purpose,
+        "outcome": decision.outcome,
+        "reasons": list(decision.reasons),
+        "categories_allowed": sorted(decision.read),
+        "categories_used": sorted(categories_used),
+        "excluded_item_categories": sorted(decision.exclude_item_categories),
+        "context_fields": sorted(decision.context),
+        "diversity_floor": decision.diversity_floor,
+        "dp_aggregate": decision.dp_aggregate,
+        "explanation": explain(decision),
+        "signals": sorted(set(signals)),
+        "policy_version": decision.policy_version,
+        "policy_hash": decision.policy_hash,
+        "recommender": recommender,
+        "items": items,
+        **extra,
+    }
+
+
 class Gate:
     """Decides every personalization call and writes its audit record."""
 
@@ -312,55 +352,22 @@ class Gate:
         shaped it. With `conn` the record is appended in that transaction; without, it is
         queued for the audit log's next group commit (`AuditLog.defer`).
         """
-
-        def payload(decision_id: str) -> dict[str, object]:
-            extra: dict[str, object] = {}
-            if segments is not None:
-                extra["segments"] = list(segments.matched)
-                extra["segments_skipped"] = [
-                    {"segment": s.segment, "withheld": list(s.withheld)} for s in segments.skipped
-                ]
-            if experiment is not None:
-                extra["experiment"] = dict(experiment)
-            return {
-                "decision_id": decision_id,
-                "purpose": decision.purpose,
-                "outcome": decision.outcome,
-                "reasons": list(decision.reasons),
-                "categories_allowed": sorted(decision.read),
-                "categories_used": sorted(categories_used),
-                "excluded_item_categories": sorted(decision.exclude_item_categories),
-                "context_fields": sorted(decision.context),
-                "diversity_floor": decision.diversity_floor,
-                "dp_aggregate": decision.dp_aggregate,
-                "explanation": explain(decision),
-                "signals": sorted(set(signals)),
-                "policy_version": decision.policy_version,
-                "policy_hash": decision.policy_hash,
-                "recommender": recommender,
-                "items": items,
-                **extra,
-            }
-
+        facts = (categories_used, recommender, items, signals, segments, experiment)
         body: str
         quoted: str | None = None
         if experiment is not None or not decision.id.isalnum():
-            body = canonical(payload(decision.id))
+            body = canonical(_payload(decision, decision.id, *facts))
         else:
             # The same decision, recommender, signals and segments give the same record but
             # for the decision id: its canonical JSON is kept around the id's place (the keys are
             # sorted and unique, and an alphanumeric id needs no escaping), and so is the JSON
-            # string literal of it that the audit log's entry hash is taken over.
-            d = decision
-            key = (
-                d.purpose, d.outcome, d.reasons, d.read, d.exclude_item_categories, d.context,
-                d.diversity_floor, d.dp_aggregate, d.descriptions, d.policy_version,
-                d.policy_hash, categories_used, recommender, items, frozenset(signals),
-                segments,
-            )  # fmt: skip
+            # string literal of it that the audit log's entry hash is taken over. The key is
+            # the decision but for its id (a tuple slice) and the facts of the call.
+            key = (decision[1:], categories_used, recommender, items, frozenset(signals), segments)
             template = self._records.get(key)
             if template is None:
-                head, _, tail = canonical(payload("")).partition('"decision_id":""')
+                text = canonical(_payload(decision, "", *facts))
+                head, _, tail = text.partition('"decision_id":""')
                 head, tail = head + '"decision_id":"', '"' + tail
                 if len(self._records) >= RECORD_TEMPLATES:
                     self._records.clear()
