@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -55,6 +55,36 @@ from tactful.store import (
 )
 
 MAX_K = 1000
+
+
+class _Snapshot:
+    """The read-only snapshot of one gated call, opened on first use (`Store.read`) and
+    closed with the call: most calls find everything in memory and never open it."""
+
+    __slots__ = ("_conn", "_context", "_store")
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._context: AbstractContextManager[Connection] | None = None
+        self._conn: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self._conn is None:
+            self._context = self._store.read()
+            self._conn = self._context.__enter__()
+        return self._conn
+
+    def __enter__(self) -> _Snapshot:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._context is not None:
+            self._context.__exit__(kind, error, trace)
 
 
 class Tactful:
@@ -209,14 +239,9 @@ class Tactful:
         # without the write lock, opened only if needed (a cache miss, an experiment, ...).
         probe = store.probe(user, POPULARITY_DATASET)
         self._models.ensure_fresh(probe.epoch)
-        with contextlib.ExitStack() as stack:
-            opened: list[Connection] = []
-
-            def read() -> Connection:
-                if not opened:
-                    opened.append(stack.enter_context(store.read()))
-                return opened[0]
-
+        snapshot = _Snapshot(store)
+        read = snapshot.connection
+        with snapshot:
             entry = gate.cached(read, probe)
             subject = probe.subject
             decision, settings = gate.decide_for(entry, purpose, context)
@@ -275,26 +300,23 @@ class Tactful:
         # with the decision record. Otherwise the record is queued for the audit log's next
         # group commit (docs/architecture.md, "Audit group commit").
         exposed = arm is not None and decision.outcome == "personalized" and subject is not None
-        record = functools.partial(
-            gate.record,
-            subject=subject,
-            decision=decision,
-            categories_used=used,
-            recommender=recommender,
-            items=len(scored),
-            signals=[s.signal for s in scored],
-            segments=segments,
-            experiment=None if arm is None else arm[0].model_dump(),
-        )
-        if restate or exposed:
-            with store.begin() as conn:
-                if restate and subject is not None:
-                    gate.store_segments(conn, subject, purpose, segments)
-                if exposed and arm is not None:
-                    self.experiments._expose(conn, subject, arm[0])
-                record(conn=conn)
-        else:
-            record(conn=None)
+        write = restate or exposed
+        with store.begin() if write else contextlib.nullcontext() as conn:
+            if restate and subject is not None and conn is not None:
+                gate.store_segments(conn, subject, purpose, segments)
+            if exposed and arm is not None and conn is not None:
+                self.experiments._expose(conn, subject, arm[0])
+            gate.record(
+                conn,
+                subject,
+                decision,
+                categories_used=used,
+                recommender=recommender,
+                items=len(scored),
+                signals=[s.signal for s in scored],
+                segments=segments,
+                experiment=None if arm is None else arm[0].model_dump(),
+            )
         # The items are validated once per content (`recommended_items`), the answer here.
         return Recommendations.model_validate(
             {
