@@ -115,3 +115,23 @@ def test_the_hybrid_ranks_an_app_recommenders_odd_scores_without_failing() -> No
         hybrid = HybridRecommender(components, weights={"odd": 1.0, "steady": 1.0})
         ranked = hybrid.recommend(MinimizedView(), 3, frozenset())
         assert sorted(s.item for s in ranked) == ["a", "i", "n"]
+
+
+def test_a_lone_component_is_asked_once_even_when_the_blend_decides() -> None:
+    class Twice:
+        name = "twice"
+        calls = 0
+
+        def fit(self, bundles: object, catalog: object) -> None: ...
+
+        def learn(self, bundle: object) -> None: ...
+
+        def forget(self, bundle: object) -> None: ...
+
+        def recommend(self, view: object, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
+            Twice.calls += 1
+            return [ScoredItem("x", 1.0, "twice", ""), ScoredItem("x", 0.5, "twice", "")]
+
+    hybrid = HybridRecommender([Twice()], weights={"twice": 1.0})
+    assert [s.item for s in hybrid.recommend(MinimizedView(), 3, frozenset())] == ["x"]
+    assert Twice.calls == 1

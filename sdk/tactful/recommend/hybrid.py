@@ -77,33 +77,24 @@ class HybridRecommender:
         """The k best items of the blend, after the app's rules; none of `exclude`."""
         if k <= 0:
             return []
-        active = [c for c in self.components if self.weight(c.name) != 0]
+        weights = self.weights
+        active = [c for c in self.components if weights.get(c.name, 1.0) != 0]
         # One component and no rules: nothing to blend, so it is asked for the k items only
         # (a pool is there for the blend and the rules to choose from).
-        alone = len(active) == 1 and not self.rules
-        pool = k if alone else max(self.pool, k)
-        lists = [
-            (
-                self.weight(c.name),
-                [s for s in c.recommend(view, pool, exclude) if s.item not in exclude],
-            )
-            for c in active
-        ]
-        if alone:
-            w, listed = lists[0]
-            top = max([s.score for s in listed], default=0.0)
-            if top > 0 and len({s.item for s in listed}) == len(listed):
-                # The blend's normalized scores, order and ties, without its bookkeeping
-                # (the items are distinct, so the sort never compares past the item id).
-                rows = []
-                for s in listed:
-                    raw = s.score
-                    score = w * (raw if not raw < 0.0 else 0.0) / top  # max(raw, 0.0), inline
-                    # tuple.__new__ is what ScoredItem(...) runs, without its Python frame.
-                    made = _new(ScoredItem, (s.item, score, s.signal, s.explanation))
-                    rows.append((-on_grid(score), s.item, made))
-                rows.sort()
-                return [row[2] for row in rows[:k]]
+        if len(active) == 1 and not self.rules:
+            answer, listed = self._alone(active[0], view, k, exclude)
+            if answer is not None:
+                return answer
+            lists = [(self.weight(active[0].name), listed)]
+        else:
+            pool = max(self.pool, k)
+            lists = [
+                (
+                    self.weight(c.name),
+                    [s for s in c.recommend(view, pool, exclude) if s.item not in exclude],
+                )
+                for c in active
+            ]
         blended: dict[str, float] = {}
         best: dict[str, tuple[float, ScoredItem]] = {}
         for w, listed in lists:
@@ -122,3 +113,39 @@ class HybridRecommender:
         if self.rules:
             out = apply_rules(out, self.rules, view, self.catalog, exclude)
         return [s for s in out if s.item not in exclude][:k]
+
+    def _alone(
+        self, component: Recommender, view: MinimizedView, k: int, exclude: frozenset[str]
+    ) -> tuple[list[ScoredItem] | None, list[ScoredItem]]:
+        """A lone component's k items as the blend would give them (its normalized scores,
+        order and ties) without the blend's bookkeeping, and its list less `exclude`; None
+        for the items when the blend must decide (nothing scored above 0, or an item listed
+        twice), which then takes the same list."""
+        w = self.weight(component.name)
+        listed = []
+        items = set()
+        top = 0.0
+        for s in component.recommend(view, k, exclude):
+            if s.item in exclude:
+                continue
+            listed.append(s)
+            items.add(s.item)
+            if s.score > top:
+                top = s.score
+        if not top > 0 or len(items) != len(listed):
+            return None, listed
+        rows = []
+        for s in listed:
+            raw = s.score
+            score = w * (raw if not raw < 0.0 else 0.0) / top  # max(raw, 0.0), inline
+            # tuple.__new__ is what ScoredItem(...) runs, without its Python frame; the
+            # items are distinct, so the sort never compares past the item id.
+            rows.append(
+                (
+                    -on_grid(score),
+                    s.item,
+                    _new(ScoredItem, (s.item, score, s.signal, s.explanation)),
+                )
+            )
+        rows.sort()
+        return [row[2] for row in rows[:k]], listed
