@@ -56,10 +56,13 @@ def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert len(tactful.models._validated) <= 8
 
 
-class Typo:
-    """An app recommender whose scores are text: its answer must not reach the user."""
+class Fixed:
+    """An app recommender that answers a fixed list, and counts how often it was asked."""
 
-    name = "typo"
+    def __init__(self, name: str, answer: list[ScoredItem]) -> None:
+        self.name = name
+        self.answer = answer
+        self.calls = 0
 
     def fit(self, bundles: object, catalog: object) -> None: ...
 
@@ -68,13 +71,16 @@ class Typo:
     def forget(self, bundle: object) -> None: ...
 
     def recommend(self, view: object, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
-        return [ScoredItem("f", 1.0, self.name, None)]  # type: ignore[arg-type]
+        self.calls += 1
+        return list(self.answer)
 
 
 def test_an_app_recommenders_ill_typed_item_fails_the_call(tf: Tactful) -> None:
     seed_small(tf)
     tf.recommend("u1", k=3)  # items of tactful's own recommenders validated and kept
-    tf.register_recommender(Typo(), weight=1.0)
+    # An explanation that is not text: the answer must not reach the user.
+    typo = Fixed("typo", [ScoredItem("f", 1.0, "typo", None)])  # type: ignore[arg-type]
+    tf.register_recommender(typo, weight=1.0)
     tf.configure_recommendations(weights={"item_item": 0.0, "content": 0.0, "popularity": 0.0})
     with pytest.raises(pydantic.ValidationError):
         tf.recommend("u1", k=3)
@@ -89,49 +95,20 @@ def test_scores_out_of_range_rank_at_the_ends() -> None:
 
 
 def test_the_hybrid_ranks_an_app_recommenders_odd_scores_without_failing() -> None:
-    class Odd:
-        name = "odd"
-
-        def fit(self, bundles: object, catalog: object) -> None: ...
-
-        def learn(self, bundle: object) -> None: ...
-
-        def forget(self, bundle: object) -> None: ...
-
-        def recommend(self, view: object, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
-            return [
-                ScoredItem("n", float("nan"), "odd", ""),
-                ScoredItem("a", 2.0, "odd", ""),
-                ScoredItem("i", float("inf"), "odd", ""),
-            ]
-
-    class Steady(Odd):
-        name = "steady"
-
-        def recommend(self, view: object, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
-            return [ScoredItem("a", 1.0, "steady", "")]
-
-    for components in ([Odd()], [Odd(), Steady()]):  # alone, and blended
+    odd = [
+        ScoredItem("n", float("nan"), "odd", ""),
+        ScoredItem("a", 2.0, "odd", ""),
+        ScoredItem("i", float("inf"), "odd", ""),
+    ]
+    steady = [ScoredItem("a", 1.0, "steady", "")]
+    for components in ([Fixed("odd", odd)], [Fixed("odd", odd), Fixed("steady", steady)]):
         hybrid = HybridRecommender(components, weights={"odd": 1.0, "steady": 1.0})
         ranked = hybrid.recommend(MinimizedView(), 3, frozenset())
-        assert sorted(s.item for s in ranked) == ["a", "i", "n"]
+        assert sorted(s.item for s in ranked) == ["a", "i", "n"]  # alone, and blended
 
 
 def test_a_lone_component_is_asked_once_even_when_the_blend_decides() -> None:
-    class Twice:
-        name = "twice"
-        calls = 0
-
-        def fit(self, bundles: object, catalog: object) -> None: ...
-
-        def learn(self, bundle: object) -> None: ...
-
-        def forget(self, bundle: object) -> None: ...
-
-        def recommend(self, view: object, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
-            Twice.calls += 1
-            return [ScoredItem("x", 1.0, "twice", ""), ScoredItem("x", 0.5, "twice", "")]
-
-    hybrid = HybridRecommender([Twice()], weights={"twice": 1.0})
+    twice = Fixed("twice", [ScoredItem("x", 1.0, "twice", ""), ScoredItem("x", 0.5, "twice", "")])
+    hybrid = HybridRecommender([twice], weights={"twice": 1.0})
     assert [s.item for s in hybrid.recommend(MinimizedView(), 3, frozenset())] == ["x"]
-    assert Twice.calls == 1
+    assert twice.calls == 1
