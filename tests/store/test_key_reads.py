@@ -145,3 +145,43 @@ def test_every_value_of_a_bulk_write_has_its_own_nonce(tf: Tactful) -> None:
         blobs += [bytes(r[0]) for r in conn.execute(text("SELECT user_id_ct FROM subject"))]
     assert len(blobs) == 100 + 300 + 50
     assert len({b[:12] for b in blobs}) == len(blobs)
+
+
+@pytest.mark.parametrize(
+    "keystore", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_bulk_key_reads_unwrap_keys_of_every_kek_version_and_skip_erased_ones(
+    db_url: str,
+    tmp_path: Path,
+    keystore: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ks = None if keystore == "sqlite" else request.getfixturevalue("pg_keystore_url")
+    with Tactful.open(
+        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, keystore_url=ks
+    ) as tf:
+        users = [f"u{i}" for i in range(250)]  # more than one SELECT's worth of keys
+        tf.events.record_batch([(u, f"item-{u}", "view", None) for u in users])
+        store = tf._store
+        aliases = [_alias(tf, u) for u in users]
+        one_by_one = {a: store.keystore.unwrap(store.store_id, [a])[a] for a in aliases}
+        assert store.keystore.unwrap(store.store_id, aliases) == one_by_one
+        real = store.keystore._rewrap_batch
+        monkeypatch.setattr(  # a rotation interrupted after its first batch
+            store.keystore,
+            "_rewrap_batch",
+            lambda s, t, n: real(s, t, n) if not tf.keys.status().versions.get(2) else 0,
+        )
+        tf.keys.rotate(batch_size=100)
+        assert tf.keys.status().versions == {1: 150, 2: 100}
+        tf.rights.erase("u7")
+        del one_by_one[aliases[7]]
+        assert store.keystore.unwrap(store.store_id, aliases) == one_by_one
+        store.subjects.clear_cache()
+        with store.begin() as conn:
+            ids = [store.subjects.get(conn, u).id for u in users if u != "u7"]
+            items = {e.item for _, events in store.events.bundles(conn, ids) for e in events}
+        assert items == {f"item-{u}" for u in users if u != "u7"}
+        store.subjects.clear_cache()
+        tf.events.record_batch([(u, "again", "view", None) for u in users if u != "u7"])
