@@ -147,6 +147,27 @@ def test_every_value_of_a_bulk_write_has_its_own_nonce(tf: Tactful) -> None:
     assert len({b[:12] for b in blobs}) == len(blobs)
 
 
+def test_a_batch_wider_than_the_dek_cache_leaves_the_last_of_its_ciphers_cached(
+    db_url: str, tmp_path: Path
+) -> None:
+    with Tactful.open(
+        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=3
+    ) as tf:
+        users = [f"u{i}" for i in range(6)]
+        subjects = tf._store.subjects
+        with tf._store.begin() as conn:
+            made = subjects.resolve_many(conn, users)  # 6 new subjects
+        ids = [made[u].id for u in users]
+        assert list(subjects._ciphers) == ids[-3:]
+        tf.profiles.put_many({u: {"country": "FR"} for u in users[:2]})  # narrower: 2 read
+        assert next(iter(subjects._ciphers)) == ids[-1]
+        assert set(subjects._ciphers) == {ids[-1], ids[0], ids[1]}
+        tf.profiles.put_many({u: {"country": "IT"} for u in users[2:]})  # 3 of 4 read
+        assert len(subjects._ciphers) == 3 and set(subjects._ciphers) < set(ids[2:])
+        subjects.clear_cache()
+        assert [tf.profiles.get(u)["country"] for u in users] == ["FR"] * 2 + ["IT"] * 4
+
+
 @pytest.mark.parametrize(
     "keystore", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )

@@ -6,6 +6,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, select, update
@@ -381,8 +382,16 @@ class Subjects:
         # Ciphers of subjects not cached yet, then the oldest evicted once for the batch
         # (what `_remember` one by one would leave).
         ciphers = self._ciphers
+        size = self.cache_size
+        if len(made) >= size:
+            # A batch wider than the cache would push out everything cached and most of its
+            # own ciphers: insert only the last `size` of them (one bulk insertion).
+            ciphers.clear()
+            if size > 0:
+                ciphers.update(islice(made.items(), len(made) - size, None))
+            return
         ciphers.update(made)
-        for _ in range(len(ciphers) - self.cache_size):
+        for _ in range(len(ciphers) - size):
             ciphers.popitem(last=False)
 
     def _remember(self, subject_id: int, cipher: FieldCipher) -> FieldCipher:
