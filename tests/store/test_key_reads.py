@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,54 @@ def test_a_batch_wider_than_the_dek_cache_leaves_the_last_of_its_ciphers_cached(
         assert len(subjects._ciphers) == 3 and set(subjects._ciphers) < set(ids[2:])
         subjects.clear_cache()
         assert [tf.profiles.get(u)["country"] for u in users] == ["FR"] * 2 + ["IT"] * 4
+
+
+def test_a_bulk_write_wider_than_the_dek_cache_reads_back_none_of_the_keys_it_made(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Tactful.open(
+        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=3
+    ) as tf:
+        store = tf._store
+        read: list[str] = []
+        real = store.keystore.unwrap
+
+        def unwrap(store_id: str, key_ids: Collection[str]) -> dict[str, bytes]:
+            read.extend(key_ids)
+            return real(store_id, key_ids)
+
+        monkeypatch.setattr(store.keystore, "unwrap", unwrap)
+        users = [f"u{i}" for i in range(6)]
+        tf.events.record_batch([(u, "item", "view", None) for u in users])  # 6 new subjects
+        assert read == []
+        subjects = store.subjects
+        with store.begin() as conn:
+            ids = [subjects.get(conn, u).id for u in users]
+        assert list(subjects._ciphers) == ids[-3:]  # the cache keeps the last ones made
+        assert not subjects._fresh  # the others are forgotten with the transaction
+        subjects.clear_cache()
+        with store.begin() as conn:  # one cached before the next batch, pushed out by it
+            subjects.cipher(conn, subjects.get(conn, "u0"))
+        tf.events.record_batch([(u, "again", "view", None) for u in users[1:]])  # key reads
+        assert sorted(read) == sorted({_alias(tf, u) for u in users})
+        assert len(subjects._ciphers) == 3 and set(subjects._ciphers) < set(ids[1:])
+        subjects.clear_cache()
+        with store.begin() as conn:
+            assert [len(ev) for _, ev in store.events.bundles(conn, ids)] == [1, 2, 2, 2, 2, 2]
+
+
+def test_a_rolled_back_bulk_write_keeps_no_cipher_of_the_subjects_it_made(
+    db_url: str, tmp_path: Path
+) -> None:
+    with Tactful.open(
+        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=2
+    ) as tf:
+        store = tf._store
+        with pytest.raises(RuntimeError), store.begin() as conn:
+            store.subjects.resolve_many(conn, ["a", "b", "c", "d"])
+            assert len(store.subjects._fresh) == 4
+            raise RuntimeError("rolled back")
+        assert not store.subjects._fresh and not store.subjects._ciphers
 
 
 @pytest.mark.parametrize(
