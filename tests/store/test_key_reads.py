@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,112 @@ def test_every_value_of_a_bulk_write_has_its_own_nonce(tf: Tactful) -> None:
         blobs += [bytes(r[0]) for r in conn.execute(text("SELECT user_id_ct FROM subject"))]
     assert len(blobs) == 100 + 300 + 50
     assert len({b[:12] for b in blobs}) == len(blobs)
+
+
+def test_a_batch_wider_than_the_dek_cache_leaves_the_last_of_its_ciphers_cached(
+    db_url: str, tmp_path: Path
+) -> None:
+    with Tactful.open(
+        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=3
+    ) as tf:
+        users = [f"u{i}" for i in range(6)]
+        subjects = tf._store.subjects
+        with tf._store.begin() as conn:
+            made = subjects.resolve_many(conn, users)  # 6 new subjects
+        ids = [made[u].id for u in users]
+        assert list(subjects._ciphers) == ids[-3:]
+        tf.profiles.put_many({u: {"country": "FR"} for u in users[:2]})  # narrower: 2 read
+        assert next(iter(subjects._ciphers)) == ids[-1]
+        assert set(subjects._ciphers) == {ids[-1], ids[0], ids[1]}
+        tf.profiles.put_many({u: {"country": "IT"} for u in users[2:]})  # 3 of 4 read
+        assert len(subjects._ciphers) == 3 and set(subjects._ciphers) < set(ids[2:])
+        subjects.clear_cache()
+        assert [tf.profiles.get(u)["country"] for u in users] == ["FR"] * 2 + ["IT"] * 4
+
+
+def test_a_bulk_write_wider_than_the_dek_cache_reads_back_none_of_the_keys_it_made(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Tactful.open(
+        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=3
+    ) as tf:
+        store = tf._store
+        read: list[str] = []
+        real = store.keystore.unwrap
+
+        def unwrap(store_id: str, key_ids: Collection[str]) -> dict[str, bytes]:
+            read.extend(key_ids)
+            return real(store_id, key_ids)
+
+        monkeypatch.setattr(store.keystore, "unwrap", unwrap)
+        users = [f"u{i}" for i in range(6)]
+        tf.events.record_batch([(u, "item", "view", None) for u in users])  # 6 new subjects
+        assert read == []
+        subjects = store.subjects
+        with store.begin() as conn:
+            ids = [subjects.get(conn, u).id for u in users]
+        assert list(subjects._ciphers) == ids[-3:]  # the cache keeps the last ones made
+        assert not subjects._fresh  # the others are forgotten with the transaction
+        subjects.clear_cache()
+        with store.begin() as conn:  # one cached before the next batch, pushed out by it
+            subjects.cipher(conn, subjects.get(conn, "u0"))
+        tf.events.record_batch([(u, "again", "view", None) for u in users[1:]])  # key reads
+        assert sorted(read) == sorted({_alias(tf, u) for u in users})
+        assert len(subjects._ciphers) == 3 and set(subjects._ciphers) < set(ids[1:])
+        subjects.clear_cache()
+        with store.begin() as conn:
+            assert [len(ev) for _, ev in store.events.bundles(conn, ids)] == [1, 2, 2, 2, 2, 2]
+
+
+def test_a_rolled_back_bulk_write_keeps_no_cipher_of_the_subjects_it_made(
+    db_url: str, tmp_path: Path
+) -> None:
+    with Tactful.open(
+        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=2
+    ) as tf:
+        store = tf._store
+        with pytest.raises(RuntimeError), store.begin() as conn:
+            store.subjects.resolve_many(conn, ["a", "b", "c", "d"])
+            assert len(store.subjects._fresh) == 4
+            raise RuntimeError("rolled back")
+        assert not store.subjects._fresh and not store.subjects._ciphers
+
+
+@pytest.mark.parametrize(
+    "keystore", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_bulk_key_reads_unwrap_keys_of_every_kek_version_and_skip_erased_ones(
+    db_url: str,
+    tmp_path: Path,
+    keystore: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ks = None if keystore == "sqlite" else request.getfixturevalue("pg_keystore_url")
+    with Tactful.open(
+        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, keystore_url=ks
+    ) as tf:
+        users = [f"u{i}" for i in range(250)]  # more than one SELECT's worth of keys
+        tf.events.record_batch([(u, f"item-{u}", "view", None) for u in users])
+        store = tf._store
+        aliases = [_alias(tf, u) for u in users]
+        one_by_one = {a: store.keystore.unwrap(store.store_id, [a])[a] for a in aliases}
+        assert store.keystore.unwrap(store.store_id, aliases) == one_by_one
+        real = store.keystore._rewrap_batch
+        monkeypatch.setattr(  # a rotation interrupted after its first batch
+            store.keystore,
+            "_rewrap_batch",
+            lambda s, t, n: real(s, t, n) if not tf.keys.status().versions.get(2) else 0,
+        )
+        tf.keys.rotate(batch_size=100)
+        assert tf.keys.status().versions == {1: 150, 2: 100}
+        tf.rights.erase("u7")
+        del one_by_one[aliases[7]]
+        assert store.keystore.unwrap(store.store_id, aliases) == one_by_one
+        store.subjects.clear_cache()
+        with store.begin() as conn:
+            ids = [store.subjects.get(conn, u).id for u in users if u != "u7"]
+            items = {e.item for _, events in store.events.bundles(conn, ids) for e in events}
+        assert items == {f"item-{u}" for u in users if u != "u7"}
+        store.subjects.clear_cache()
+        tf.events.record_batch([(u, "again", "view", None) for u in users if u != "u7"])

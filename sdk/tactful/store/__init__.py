@@ -93,6 +93,10 @@ class Store:
             # never keep a data key cached for a row that does not exist.
             self.subjects.clear_cache()
 
+        @event.listens_for(self.engine, "commit")
+        def _forget_fresh_ciphers(_conn: Connection) -> None:
+            self.subjects.end_transaction()
+
         self._sync_blind_indexes(schema)
 
     def _sync_blind_indexes(self, schema: ProfileSchema) -> None:

@@ -6,6 +6,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, select, update
@@ -89,6 +90,11 @@ class Subjects:
         self.store_id = store_id
         self.cache_size = cache_size
         self._ciphers: OrderedDict[int, FieldCipher] = OrderedDict()
+        # Ciphers of subjects created in the open transaction when there were more of them
+        # than the cache holds: the bulk write that created them encrypts under them next,
+        # and would otherwise read and unwrap again the keys it just made. Emptied when any
+        # transaction of the store ends (`end_transaction`), on rollback and on erasure.
+        self._fresh: dict[int, FieldCipher] = {}
         self._pseudonyms: tuple[bytes, Pseudonyms, dict[str, str]] = (b"", Pseudonyms(b""), {})
 
     @property
@@ -240,6 +246,8 @@ class Subjects:
             else:
                 unused.append(alias)
         self._remember_many(made)
+        if len(made) > self.cache_size:
+            self._fresh.update(made)
         if unused:
             self.keystore.delete(self.store_id, unused)
         return out
@@ -301,8 +309,12 @@ class Subjects:
         """
         out: dict[int, FieldCipher] = {}
         missing: dict[str, int] = {}
+        cache = self._ciphers
+        fresh = self._fresh
         for subject in subjects:
-            cached = self._ciphers.get(subject.id)
+            cached = cache.get(subject.id)
+            if cached is None and fresh:
+                cached = fresh.get(subject.id)
             if cached is not None:
                 out[subject.id] = cached
             else:
@@ -372,17 +384,33 @@ class Subjects:
     def evict(self, subject_id: int) -> None:
         """Drop a cached cipher (after erasure, or when a transaction rolled back)."""
         self._ciphers.pop(subject_id, None)
+        self._fresh.pop(subject_id, None)
 
     def clear_cache(self) -> None:
         """Forget every cached cipher."""
         self._ciphers.clear()
+        self._fresh.clear()
+
+    def end_transaction(self) -> None:
+        """A transaction ended: forget the ciphers kept for the subjects it created beyond
+        the cache's size (the cache itself stays)."""
+        if self._fresh:
+            self._fresh.clear()
 
     def _remember_many(self, made: Mapping[int, FieldCipher]) -> None:
         # Ciphers of subjects not cached yet, then the oldest evicted once for the batch
         # (what `_remember` one by one would leave).
         ciphers = self._ciphers
+        size = self.cache_size
+        if len(made) >= size:
+            # A batch wider than the cache would push out everything cached and most of its
+            # own ciphers: insert only the last `size` of them (one bulk insertion).
+            ciphers.clear()
+            if size > 0:
+                ciphers.update(islice(made.items(), len(made) - size, None))
+            return
         ciphers.update(made)
-        for _ in range(len(ciphers) - self.cache_size):
+        for _ in range(len(ciphers) - size):
             ciphers.popitem(last=False)
 
     def _remember(self, subject_id: int, cipher: FieldCipher) -> FieldCipher:
