@@ -70,8 +70,9 @@ class _Snapshot:
 
     def connection(self) -> Connection:
         if self._conn is None:
-            self._context = self._store.read()
-            self._conn = self._context.__enter__()
+            context = self._store.read()
+            self._conn = context.__enter__()
+            self._context = context  # closed on exit only once it opened
         return self._conn
 
     def __enter__(self) -> _Snapshot:
