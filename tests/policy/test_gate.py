@@ -91,6 +91,13 @@ def test_bad_arguments_are_rejected(tf: Tactful) -> None:
         tf.recommend("u1", purpose="nope")
     with pytest.raises(ValidationError, match="k must be"):
         tf.recommend("u1", k=0)
+    for context in ({"device": 3}, {7: "app"}, {f"f{i}": "x" for i in range(33)}):
+        with pytest.raises(ValidationError, match="context must be a dict"):
+            tf.recommend("u1", context=context)  # type: ignore[arg-type]
+    assert tf.recommend("u1", context={"device": "mobile"}).mode in {
+        "personalized",
+        "non_personalized",
+    }
 
 
 def test_broken_policy_file_names_the_file_and_key(tmp_path: Path) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from tactful.store.engine import make_engine
 from tactful.store.quiet import Quiet
@@ -78,30 +78,27 @@ def test_a_failed_write_transaction_starts_a_fresh_generation(
         assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
 
 
+def _close_driver_connection(conn: Connection) -> None:
+    conn.connection.dbapi_connection.close()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "breaks",
+    [_close_driver_connection, Connection.invalidate],
+    ids=["driver connection closed", "invalidated by SQLAlchemy"],
+)
 def test_a_broken_watching_connection_sends_the_caller_to_the_database(
-    watched: tuple[Engine, Quiet],
+    watched: tuple[Engine, Quiet], breaks: Callable[[Connection], None]
 ) -> None:
-    _, quiet = watched
-    before = quiet.now()
-    assert quiet._conn is not None
-    quiet._conn.connection.dbapi_connection.close()  # type: ignore[union-attr]
-    assert quiet.now() is None, "no answer from a broken connection"
-    after = quiet.now()
-    assert after is not None and after != before, "a fresh connection, a fresh generation"
-
-
-def test_an_invalidated_watching_connection_sends_the_caller_to_the_database(
-    watched: tuple[Engine, Quiet],
-) -> None:
-    # The question runs on a driver cursor kept between calls: once SQLAlchemy invalidates
-    # the connection under it, the cursor must not answer, and a fresh connection takes over.
+    # The question runs on a driver cursor kept between calls: once the connection under it
+    # is gone, the cursor must not answer, and a fresh connection takes over.
     engine, quiet = watched
     before = quiet.now()
     assert quiet._conn is not None
-    quiet._conn.invalidate()
-    assert quiet.now() is None
+    breaks(quiet._conn)
+    assert quiet.now() is None, "no answer from a broken connection"
     after = quiet.now()
-    assert after is not None and after != before
+    assert after is not None and after != before, "a fresh connection, a fresh generation"
     _commit_elsewhere(engine)
     moved = quiet.now()
     assert moved is not None and moved != after, "the fresh connection sees other commits"

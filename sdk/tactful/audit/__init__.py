@@ -87,7 +87,6 @@ def _digest(seq: int, stamp: str, kind: str, alias: str | None, quoted: str, pre
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_new = tuple.__new__
 
 
 def _now_us() -> int:
@@ -324,9 +323,7 @@ class AuditLog:
             raise RuntimeError(
                 "defer needs a way to open a transaction: build AuditLog(begin=store.begin)"
             )
-        # Pending(...) without its Python frame; the clock read inline (as `_now_us`).
-        body = payload if isinstance(payload, str) else canonical(dict(payload))
-        entry = _new(Pending, (time.time_ns() // 1000, kind, alias, body, time.monotonic(), quoted))
+        entry = Pending(_now_us(), kind, alias, _body(payload), time.monotonic(), quoted)
         if self._batched:
             self._queue.put(entry)
             return
