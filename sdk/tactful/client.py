@@ -23,8 +23,8 @@ from tactful.crypto import FileKeyProvider, KeyProvider
 from tactful.dp import Aggregates
 from tactful.dp.popularity import POPULARITY_DATASET
 from tactful.errors import ValidationError
-from tactful.experiments import Experiments
-from tactful.models import Recommendations, recommended_items
+from tactful.experiments import Assignment, Experiments, Variant
+from tactful.models import Recommendations, RecommendedItem, recommended_items
 from tactful.parts.consent import ConsentAPI, SettingsAPI
 from tactful.parts.data import CatalogAPI, EventsAPI, ProfilesAPI
 from tactful.parts.experiments import ExperimentsAPI, shaped
@@ -34,7 +34,9 @@ from tactful.parts.policy import PolicyAPI
 from tactful.parts.rights import RightsAPI
 from tactful.policy import CompiledPolicy, Decision, Gate, PolicyPack, explain, load_pack
 from tactful.policy.cache import CachedSubject, SubjectCache, remember
+from tactful.policy.engine import renewed
 from tactful.recommend import (
+    HybridRecommender,
     Interaction,
     MinimizedView,
     Recommender,
@@ -55,6 +57,72 @@ from tactful.store import (
 )
 
 MAX_K = 1000
+
+
+class _Plan:
+    """What a gated call does on its decision, but for the recommender's items and the
+    decision id: the view and exclusions the recommender gets, the pool and discovery level,
+    whether segment memberships must be written, and the answer's fixed fields. Made for one
+    call, or kept for repeated calls (`Tactful._planned`)."""
+
+    __slots__ = (
+        "decision",
+        "exclude",
+        "fields",
+        "hybrid",
+        "last",
+        "level",
+        "pool",
+        "records",
+        "restate",
+        "segments",
+        "used",
+        "view",
+    )
+
+    def __init__(
+        self,
+        decision: Decision,
+        view: MinimizedView | None,
+        segments: Evaluation | None,
+        exclude: frozenset[str],
+        level: float,
+        k: int,
+        hybrid: HybridRecommender | None,
+        restate: bool,
+    ) -> None:
+        self.decision = decision
+        self.view = view
+        self.segments = segments
+        self.exclude = exclude
+        self.level = level
+        self.pool = pool_size(k, level)
+        self.hybrid = hybrid
+        self.restate = restate
+        self.used: frozenset[str] = view.categories_read if view is not None else frozenset()
+        self.fields: dict[str, object] = {
+            "mode": decision.outcome,
+            "purpose": decision.purpose,
+            "explanation": explain(decision),
+            "reasons": decision.reasons,
+            "categories_used": tuple(sorted(self.used)),
+        }
+        # Gate.record's canonical records of this decision, by recommender and items.
+        self.records: dict[object, tuple[str, str, str, str]] = {}
+        # The last answer's items, validated: the same items again are not looked up again.
+        self.last: tuple[list[ScoredItem], tuple[RecommendedItem, ...]] | None = None
+
+    def answer(self, scored: list[ScoredItem], decision_id: str) -> Recommendations:
+        """The call's answer; the items are validated once per content (`recommended_items`)."""
+        last = self.last
+        if last is not None and last[0] == scored:
+            items = last[1]
+        else:
+            items = recommended_items(scored)
+            self.last = (scored, items)
+        return Recommendations.model_validate(
+            {"items": items, "decision_id": decision_id, **self.fields}
+        )
 
 
 class _Snapshot:
@@ -120,6 +188,8 @@ class Tactful:
         store.probe_memo = min(store.probe_memo, self._gate.cache.capacity)
         self._rights = Rights(store, self._ledger, self._settings, self._audit, pack.purposes)
         self._models = Models(self)
+        # Unknown users' call plans under one compiled policy (`_planned`).
+        self._strangers: tuple[CompiledPolicy, dict[object, _Plan]] = (self._gate.policy, {})
         self.profiles = ProfilesAPI(self)
         self.events = EventsAPI(self)
         self.catalog = CatalogAPI(self)
@@ -245,91 +315,143 @@ class Tactful:
         with snapshot:
             entry = gate.cached(read, probe)
             subject = probe.subject
-            decision, settings = gate.decide_for(entry, purpose, context)
-            arm = None if experiment is None else self.experiments._arm(read(), subject, experiment)
-            used: frozenset[str] = frozenset()
-            scored: list[ScoredItem] = []
-            recommender = "none"
-            segments: Evaluation | None = None
-            if decision.outcome == "personalized" and entry is not None:
-                # What the recommender is given (the view with its segments, and the items
-                # excluded) depends only on the cache entry, the purpose, the decision's
-                # obligations, the allowed context values and the model fit: made once, kept.
-                models = self._models
-                given = context or {}
-                key = (
-                    purpose,
-                    decision.read,
-                    decision.exclude_item_categories,
-                    tuple(sorted((name, given[name]) for name in decision.context)),
-                    models.fits,
-                )
-                prepared = entry.derived.get(key)
-                if prepared is None:
-                    prepared = remember(
-                        entry.derived, key, self._prepare(read, entry, decision, settings, given)
-                    )
-                view, segments, exclude = prepared
-                used = view.categories_read
-                # The hybrid blends item-item, content, popularity and app-registered models
-                # and falls back for cold-start users; the user's discovery level (at least
-                # the policy's diversity floor) widens the pool and drives the MMR re-ranking.
-                level = max(settings.discovery, decision.diversity_floor)
-                hybrid = self._models.hybrid if arm is None else shaped(self._models.hybrid, arm[1])
-                pool = hybrid.recommend(view, pool_size(k, level), exclude)
-                explore = (
-                    self._models.popularity.recommend(MinimizedView(), 50, exclude)
-                    if level > 0
-                    else []
-                )
-                scored = rerank(pool, k, level, hybrid.catalog, view.history, explore)
-                recommender = hybrid.name
-            elif decision.outcome == "non_personalized":
-                exclude = self._models.excluded(
-                    decision.exclude_item_categories | frozenset(settings.excluded_topics)
-                )
-                released = self.aggregates.popularity.of_release(read, probe.release)
-                if released is not None:
-                    scored = _dp_popular(released, k, exclude)
-                    recommender = "dp_popularity"
-                elif not decision.dp_aggregate:  # no DP list yet: in-process popularity
-                    scored = self._models.popularity.recommend(MinimizedView(), k, exclude)
-                    recommender = self._models.popularity.name
-            restate = entry is not None and gate.segments_changed(read, entry, purpose, segments)
+            arm = None
+            if experiment is None:
+                plan, decision = self._planned(read, entry, purpose, k, context)
+            else:
+                decision, settings = gate.decide_for(entry, purpose, context)
+                arm = self.experiments._arm(read(), subject, experiment)
+                plan = self._plan(read, entry, decision, settings, k, context, arm)
+            scored, recommender = self._run(plan, read, probe.release, k)
         # Writing, only when something changed: the memberships (a segment left or joined,
         # or the call was not personalized) and the experiment exposure, in one transaction
         # with the decision record. Otherwise the record is queued for the audit log's next
         # group commit (docs/architecture.md, "Audit group commit").
         exposed = arm is not None and decision.outcome == "personalized" and subject is not None
-        write = restate or exposed
-        with store.begin() if write else contextlib.nullcontext() as conn:
+        restate = plan.restate and subject is not None
+        with store.begin() if restate or exposed else contextlib.nullcontext() as conn:
             if restate and subject is not None and conn is not None:
-                gate.store_segments(conn, subject, purpose, segments)
+                gate.store_segments(conn, subject, purpose, plan.segments)
             if exposed and arm is not None and conn is not None:
                 self.experiments._expose(conn, subject, arm[0])
             gate.record(
                 conn,
                 subject,
                 decision,
-                categories_used=used,
+                categories_used=plan.used,
                 recommender=recommender,
                 items=len(scored),
                 signals=[s.signal for s in scored],
-                segments=segments,
+                segments=plan.segments,
                 experiment=None if arm is None else arm[0].model_dump(),
+                memo=plan.records,
             )
-        # The items are validated once per content (`recommended_items`), the answer here.
-        return Recommendations.model_validate(
-            {
-                "items": recommended_items(scored),
-                "mode": decision.outcome,
-                "decision_id": decision.id,
-                "purpose": purpose,
-                "explanation": explain(decision),
-                "reasons": decision.reasons,
-                "categories_used": tuple(sorted(used)),
-            }
-        )
+        return plan.answer(scored, decision.id)
+
+    def _planned(
+        self,
+        read: Callable[[], Connection],
+        entry: CachedSubject | None,
+        purpose: str,
+        k: int,
+        context: Mapping[str, str] | None,
+    ) -> tuple[_Plan, Decision]:
+        """The plan of a call without an experiment, and its decision under a new id.
+
+        A plan is a function of the cache entry (its subject's state under one policy), the
+        purpose, k, the context and the model fit, so it is kept in the entry (an unknown
+        user's, per policy) under those: a repeated call makes only a new decision id. Only
+        a context the gate accepted is ever a key; anything else misses and is refused by
+        `Gate.decide_for`.
+        """
+        gate, fits = self._gate, self._models.fits
+        if entry is None:
+            if self._strangers[0] is not gate.policy:
+                self._strangers = (gate.policy, {})
+            plans = self._strangers[1]
+        else:
+            plans = entry.derived
+        try:
+            key: object = ("plan", purpose, k, tuple(context.items()) if context else (), fits)
+            plan = plans.get(key)
+        except (AttributeError, TypeError):  # not a mapping, or an unhashable value
+            key, plan = None, None
+        if plan is not None:
+            return plan, renewed(plan.decision)
+        decision, settings = gate.decide_for(entry, purpose, context)
+        plan = self._plan(read, entry, decision, settings, k, context, None)
+        if key is not None:
+            remember(plans, key, plan)
+        return plan, decision
+
+    def _plan(
+        self,
+        read: Callable[[], Connection],
+        entry: CachedSubject | None,
+        decision: Decision,
+        settings: Settings,
+        k: int,
+        context: Mapping[str, str] | None,
+        arm: tuple[Assignment, Variant] | None,
+    ) -> _Plan:
+        """What a call on this decision gives the recommender, and what it answers and
+        writes besides the recommender's items (see `_Plan`)."""
+        models, gate = self._models, self._gate
+        purpose = decision.purpose
+        if decision.outcome == "personalized" and entry is not None:
+            # What the recommender is given (the view with its segments, and the items
+            # excluded) depends only on the cache entry, the purpose, the decision's
+            # obligations, the allowed context values and the model fit: made once, kept.
+            given = context or {}
+            key = (
+                purpose,
+                decision.read,
+                decision.exclude_item_categories,
+                tuple(sorted((name, given[name]) for name in decision.context)),
+                models.fits,
+            )
+            prepared = entry.derived.get(key)
+            if prepared is None:
+                prepared = remember(
+                    entry.derived, key, self._prepare(read, entry, decision, settings, given)
+                )
+            view, segments, exclude = prepared
+            # The hybrid blends item-item, content, popularity and app-registered models
+            # and falls back for cold-start users; the user's discovery level (at least
+            # the policy's diversity floor) widens the pool and drives the MMR re-ranking.
+            level = max(settings.discovery, decision.diversity_floor)
+            hybrid = models.hybrid if arm is None else shaped(models.hybrid, arm[1])
+            restate = gate.segments_changed(read, entry, purpose, segments)
+            return _Plan(decision, view, segments, exclude, level, k, hybrid, restate)
+        exclude = frozenset()
+        if decision.outcome == "non_personalized":
+            exclude = models.excluded(
+                decision.exclude_item_categories | frozenset(settings.excluded_topics)
+            )
+        restate = entry is not None and gate.segments_changed(read, entry, purpose, None)
+        return _Plan(decision, None, None, exclude, 0.0, k, None, restate)
+
+    def _run(
+        self, plan: _Plan, read: Callable[[], Connection], release: str | None, k: int
+    ) -> tuple[list[ScoredItem], str]:
+        """The call's items and the recommender that gave them."""
+        models = self._models
+        if plan.hybrid is not None and plan.view is not None:
+            view, level = plan.view, plan.level
+            pool = plan.hybrid.recommend(view, plan.pool, plan.exclude)
+            explore = (
+                models.popularity.recommend(MinimizedView(), 50, plan.exclude) if level > 0 else []
+            )
+            scored = rerank(pool, k, level, plan.hybrid.catalog, view.history, explore)
+            return scored, plan.hybrid.name
+        if plan.decision.outcome == "non_personalized":
+            released = self.aggregates.popularity.of_release(read, release)
+            if released is not None:
+                return _dp_popular(released, k, plan.exclude), "dp_popularity"
+            if not plan.decision.dp_aggregate:  # no DP list yet: in-process popularity
+                popular = models.popularity
+                return popular.recommend(MinimizedView(), k, plan.exclude), popular.name
+        return [], "none"
 
     def train(self) -> None:
         """Refit the recommenders from the events of users whose consent is in force now."""

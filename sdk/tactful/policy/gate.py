@@ -152,7 +152,7 @@ class Gate:
         self.cache = cache if cache is not None else SubjectCache()
         # Canonical decision records around the decision id's place, as text and as JSON
         # string literals (see `record`).
-        self._records: dict[tuple[object, ...], tuple[str, str, str, str]] = {}
+        self._records: dict[object, tuple[str, str, str, str]] = {}
         # Unknown users' decisions under one compiled policy, by purpose and context.
         self._unknown: tuple[CompiledPolicy, dict[object, tuple[Decision, Settings]]] = (
             policy,
@@ -267,8 +267,11 @@ class Gate:
                 f"purpose {purpose!r} is not declared in the policy pack's purposes.yaml "
                 f"(declared: {', '.join(policy.pack.purposes.ids())})"
             )
-        ctx = dict(context or {})
-        if len(ctx) <= MAX_CONTEXT:
+        try:
+            ctx: dict[str, str] | None = dict(context or {})
+        except (TypeError, ValueError):  # not a mapping
+            ctx = None
+        if ctx is not None and len(ctx) <= MAX_CONTEXT:
             for name, value in ctx.items():  # a loop: a generator costs more for a few fields
                 if not (isinstance(name, str) and isinstance(value, str)):
                     break
@@ -340,6 +343,7 @@ class Gate:
         signals: Sequence[str] = (),
         segments: Evaluation | None = None,
         experiment: Mapping[str, object] | None = None,
+        memo: dict[object, tuple[str, str, str, str]] | None = None,
     ) -> None:
         """Append the decision record (no personal data: alias, rule ids, categories, counts).
 
@@ -351,7 +355,10 @@ class Gate:
         skipped, each with the data categories the decision withheld from it. `experiment`
         ({experiment, variant, enrolled}) traces the decision to the experiment variant that
         shaped it. With `conn` the record is appended in that transaction; without, it is
-        queued for the audit log's next group commit (`AuditLog.defer`).
+        queued for the audit log's next group commit (`AuditLog.defer`). `memo`, a dict kept
+        by the caller for calls that differ only in the decision id, the recommender and the
+        items (one decision, `categories_used` and `segments`), holds the canonical records
+        in place of the gate's own table.
         """
         facts = (categories_used, recommender, items, signals, segments, experiment)
         body: str
@@ -364,15 +371,27 @@ class Gate:
             # sorted and unique, and an alphanumeric id needs no escaping), and so is the JSON
             # string literal of it that the audit log's entry hash is taken over. The key is
             # the decision but for its id (a tuple slice) and the facts of the call.
-            key = (decision[1:], categories_used, recommender, items, frozenset(signals), segments)
-            template = self._records.get(key)
+            table = self._records
+            key: tuple[object, ...]
+            if memo is None:
+                key = (
+                    decision[1:],
+                    categories_used,
+                    recommender,
+                    items,
+                    frozenset(signals),
+                    segments,
+                )
+            else:
+                table, key = memo, (recommender, items, frozenset(signals))
+            template = table.get(key)
             if template is None:
                 text = canonical(_payload(decision, "", *facts))
                 head, _, tail = text.partition('"decision_id":""')
                 head, tail = head + '"decision_id":"', '"' + tail
-                if len(self._records) >= RECORD_TEMPLATES:
-                    self._records.clear()
-                template = self._records[key] = (
+                if len(table) >= RECORD_TEMPLATES:
+                    table.clear()
+                template = table[key] = (
                     head,
                     tail,
                     json_string(head)[:-1],
