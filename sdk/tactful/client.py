@@ -44,6 +44,7 @@ from tactful.recommend import (
     ScoredItem,
     rerank,
 )
+from tactful.recommend.hybrid import LoneMemo
 from tactful.reports import AuditReport, collect
 from tactful.rights import (
     Rights,
@@ -66,6 +67,7 @@ class _Plan:
     call, or kept for repeated calls (`Tactful._planned`)."""
 
     __slots__ = (
+        "blend",
         "decision",
         "exclude",
         "fields",
@@ -107,6 +109,8 @@ class _Plan:
             "reasons": decision.reasons,
             "categories_used": tuple(sorted(self.used)),
         }
+        # The hybrid's last lone answer (`HybridRecommender.recommend`'s memo).
+        self.blend: LoneMemo = {}
         # Gate.record's canonical records of this decision, by recommender and items.
         self.records: dict[object, tuple[str, str, str, str]] = {}
         # The last answer's items, validated: the same items again are not looked up again.
@@ -438,7 +442,7 @@ class Tactful:
         models = self._models
         if plan.hybrid is not None and plan.view is not None:
             view, level = plan.view, plan.level
-            pool = plan.hybrid.recommend(view, plan.pool, plan.exclude)
+            pool = plan.hybrid.recommend(view, plan.pool, plan.exclude, plan.blend)
             explore = (
                 models.popularity.recommend(MinimizedView(), 50, plan.exclude) if level > 0 else []
             )

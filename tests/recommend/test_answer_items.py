@@ -112,3 +112,30 @@ def test_a_lone_component_is_asked_once_even_when_the_blend_decides() -> None:
     hybrid = HybridRecommender([twice], weights={"twice": 1.0})
     assert [s.item for s in hybrid.recommend(MinimizedView(), 3, frozenset())] == ["x"]
     assert twice.calls == 1
+
+
+def test_a_lone_components_repeated_list_gives_the_same_items_as_a_fresh_blend() -> None:
+    lone = Fixed("lone", [ScoredItem("b", 2.0, "lone", "B."), ScoredItem("a", 4.0, "lone", "A.")])
+    hybrid = HybridRecommender([lone], weights={"lone": 0.5})
+    fresh = HybridRecommender([lone], weights={"lone": 0.5})
+    memo: dict = {}  # type: ignore[type-arg]
+    view, none = MinimizedView(), frozenset[str]()
+
+    def check(k: int, exclude: frozenset[str]) -> list[ScoredItem]:
+        got = hybrid.recommend(view, k, exclude, memo)
+        assert got == fresh.recommend(view, k, exclude)
+        return got
+
+    first = check(2, none)
+    assert first == [ScoredItem("a", 0.5, "lone", "A."), ScoredItem("b", 0.25, "lone", "B.")]
+    again = check(2, none)
+    assert again == first and again is not first
+    again.clear()  # the caller's list: the memo keeps its own
+    assert check(2, none) == first
+    assert [s.item for s in check(1, none)] == ["a"]  # another k
+    assert [s.item for s in check(2, frozenset({"a"}))] == ["b"]  # another exclusion
+    lone.answer = [ScoredItem("c", 1.0, "lone", "C."), ScoredItem("a", 4.0, "lone", "A.")]
+    assert [s.item for s in check(2, none)] == ["a", "c"]  # another list
+    hybrid.weights["lone"] = fresh.weights["lone"] = 2.0
+    assert check(2, none)[0].score == 2.0  # another weight
+    assert lone.calls == 2 * 7, "the component is asked on every call"

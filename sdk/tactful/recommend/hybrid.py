@@ -15,6 +15,10 @@ from tactful.recommend.types import (
 )
 
 _new = tuple.__new__
+# A lone component's last answer by its name: (weight, k, exclude), its list, the items.
+LoneMemo = dict[
+    str, tuple[tuple[float, int, frozenset[str]], Sequence[ScoredItem], list[ScoredItem]]
+]
 DEFAULT_WEIGHTS: Mapping[str, float] = {"item_item": 1.0, "content": 0.1, "popularity": 0.05}
 
 
@@ -73,8 +77,18 @@ class HybridRecommender:
         for c in self.components:
             c.forget(bundle)
 
-    def recommend(self, view: MinimizedView, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
-        """The k best items of the blend, after the app's rules; none of `exclude`."""
+    def recommend(
+        self,
+        view: MinimizedView,
+        k: int,
+        exclude: frozenset[str],
+        memo: LoneMemo | None = None,
+    ) -> list[ScoredItem]:
+        """The k best items of the blend, after the app's rules; none of `exclude`.
+
+        `memo`, a dict the caller keeps for repeated calls, lets a lone component's answer
+        skip the normalization when it equals the last one (see `_alone`).
+        """
         if k <= 0:
             return []
         weights = self.weights
@@ -82,7 +96,7 @@ class HybridRecommender:
         # One component and no rules: nothing to blend, so it is asked for the k items only
         # (a pool is there for the blend and the rules to choose from).
         if len(active) == 1 and not self.rules:
-            answer, listed = self._alone(active[0], view, k, exclude)
+            answer, listed = self._alone(active[0], view, k, exclude, memo)
             if answer is not None:
                 return answer
             lists = [(self.weight(active[0].name), listed)]
@@ -115,17 +129,32 @@ class HybridRecommender:
         return [s for s in out if s.item not in exclude][:k]
 
     def _alone(
-        self, component: Recommender, view: MinimizedView, k: int, exclude: frozenset[str]
+        self,
+        component: Recommender,
+        view: MinimizedView,
+        k: int,
+        exclude: frozenset[str],
+        memo: LoneMemo | None,
     ) -> tuple[list[ScoredItem] | None, list[ScoredItem]]:
         """A lone component's k items as the blend would give them (its normalized scores,
         order and ties) without the blend's bookkeeping, and its list less `exclude`; None
         for the items when the blend must decide (nothing scored above 0, or an item listed
-        twice), which then takes the same list."""
+        twice), which then takes the same list.
+
+        The items are a function of the component's list, its weight, k and `exclude`
+        alone: with a `memo`, a list equal to the last one under the same weight, k and
+        `exclude` gives the last items again (a copy) without normalizing them again.
+        """
         w = self.weight(component.name)
+        given = component.recommend(view, k, exclude)
+        key = (w, k, exclude)
+        last = memo.get(component.name) if memo is not None else None
+        if last is not None and last[0] == key and last[1] == given:
+            return list(last[2]), []
         listed = []
         items = set()
         top = 0.0
-        for s in component.recommend(view, k, exclude):
+        for s in given:
             if s.item in exclude:
                 continue
             listed.append(s)
@@ -148,4 +177,7 @@ class HybridRecommender:
                 )
             )
         rows.sort()
-        return [row[2] for row in rows[:k]], listed
+        answer = [row[2] for row in rows[:k]]
+        if memo is not None:
+            memo[component.name] = (key, given, answer)
+        return list(answer), listed
