@@ -139,3 +139,18 @@ def test_a_lone_components_repeated_list_gives_the_same_items_as_a_fresh_blend()
     hybrid.weights["lone"] = fresh.weights["lone"] = 2.0
     assert check(2, none)[0].score == 2.0  # another weight
     assert lone.calls == 2 * 7, "the component is asked on every call"
+
+
+def test_a_lone_component_mutating_the_list_it_returned_is_followed() -> None:
+    class Shared(Fixed):
+        def recommend(self, view: object, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
+            self.calls += 1
+            return self.answer  # the same list object every time
+
+    shared = Shared("shared", [ScoredItem("a", 1.0, "shared", "A.")])
+    hybrid = HybridRecommender([shared], weights={"shared": 1.0})
+    memo: dict = {}  # type: ignore[type-arg]
+    assert [s.item for s in hybrid.recommend(MinimizedView(), 2, frozenset(), memo)] == ["a"]
+    shared.answer.insert(0, ScoredItem("b", 2.0, "shared", "B."))
+    got = hybrid.recommend(MinimizedView(), 2, frozenset(), memo)
+    assert [(s.item, s.score) for s in got] == [("b", 1.0), ("a", 0.5)]

@@ -146,7 +146,7 @@ class HybridRecommender:
         `exclude` gives the last items again (a copy) without normalizing them again.
         """
         w = self.weight(component.name)
-        given = component.recommend(view, k, exclude)
+        given = list(component.recommend(view, k, exclude))  # ours: kept, never mutated
         key = (w, k, exclude)
         last = memo.get(component.name) if memo is not None else None
         if last is not None and last[0] == key and last[1] == given:
