@@ -192,8 +192,6 @@ class Tactful:
         store.probe_memo = min(store.probe_memo, self._gate.cache.capacity)
         self._rights = Rights(store, self._ledger, self._settings, self._audit, pack.purposes)
         self._models = Models(self)
-        # Unknown users' call plans under one compiled policy (`_planned`).
-        self._strangers: tuple[CompiledPolicy, dict[object, _Plan]] = (self._gate.policy, {})
         self.profiles = ProfilesAPI(self)
         self.events = EventsAPI(self)
         self.catalog = CatalogAPI(self)
@@ -363,18 +361,13 @@ class Tactful:
         """The plan of a call without an experiment, and its decision under a new id.
 
         A plan is a function of the cache entry (its subject's state under one policy), the
-        purpose, k, the context and the model fit, so it is kept in the entry (an unknown
-        user's, per policy) under those: a repeated call makes only a new decision id. Only
-        a context the gate accepted is ever a key; anything else misses and is refused by
-        `Gate.decide_for`.
+        purpose, k, the context and the model fit, so it is kept in the entry's table (an
+        unknown user's in the policy's, `Gate.memo`) under those: a repeated call makes only
+        a new decision id. Only a context the gate accepted is ever a key; anything else
+        misses and is refused by `Gate.decide_for`.
         """
         gate, fits = self._gate, self._models.fits
-        if entry is None:
-            if self._strangers[0] is not gate.policy:
-                self._strangers = (gate.policy, {})
-            plans = self._strangers[1]
-        else:
-            plans = entry.derived
+        plans = gate.memo(entry, gate.policy)
         try:
             key: object = ("plan", purpose, k, tuple(context.items()) if context else (), fits)
             plan = plans.get(key)

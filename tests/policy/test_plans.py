@@ -94,7 +94,7 @@ def test_a_write_between_calls_makes_a_new_plan(tf: Tactful, scripted: Scripted)
     assert len(scripted.views) == 2, "a non-personalized call asks no app recommender"
 
 
-def test_unknown_users_share_a_plan_but_not_a_decision_id(tf: Tactful) -> None:
+def test_repeated_unknown_user_calls_get_new_decision_ids_and_the_same_items(tf: Tactful) -> None:
     seed_small(tf)
     calls = [tf.recommend(f"visitor-{n}", k=2) for n in range(3)]
     assert {c.mode for c in calls} == {"non_personalized"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from tactful.audit import AuditLog, canonical, json_string
 from tactful.consent import AgeRules, ConsentLedger, Purpose
@@ -153,11 +154,8 @@ class Gate:
         # Canonical decision records around the decision id's place, as text and as JSON
         # string literals (see `record`).
         self._records: dict[object, tuple[str, str, str, str]] = {}
-        # Unknown users' decisions under one compiled policy, by purpose and context.
-        self._unknown: tuple[CompiledPolicy, dict[object, tuple[Decision, Settings]]] = (
-            policy,
-            {},
-        )
+        # What is kept for unknown users under one compiled policy (`memo`).
+        self._unknown: tuple[CompiledPolicy, dict[object, Any]] = (policy, {})
 
     def state(self, conn: Connection, subject: SubjectRef | None) -> tuple[SubjectState, Settings]:
         """Read the subject's consent (now), settings, status, jurisdiction and age facts.
@@ -239,15 +237,13 @@ class Gate:
         key = (purpose, tuple(sorted(ctx.items())))
         if entry is None:
             # An unknown user's decision depends on the policy, purpose and context alone.
-            unknown = self._unknown
-            if unknown[0] is not policy:
-                unknown = self._unknown = (policy, {})
-            made = unknown[1].get(key)
+            unknown = self.memo(None, policy)
+            made = unknown.get(key)
             if made is None:
                 defaults = Settings()
                 state = SubjectState("unknown", frozenset(), defaults)
                 made = (evaluate(policy, purpose, state, ctx), defaults)
-                remember(unknown[1], key, made)
+                remember(unknown, key, made)
                 return made
             return renewed(made[0]), made[1]
         known = entry.decisions.get(key)
@@ -255,6 +251,17 @@ class Gate:
             known = remember(entry.decisions, key, evaluate(policy, purpose, entry.state, ctx))
             return known, entry.settings
         return renewed(known), entry.settings
+
+    def memo(self, entry: CachedSubject | None, policy: CompiledPolicy) -> dict[object, Any]:
+        """The table of what is kept between a subject's calls (use `remember` to add): the
+        cache entry's, or for an unknown user (None) the one table of `policy`, which holds
+        nothing of a user; another policy starts a new one."""
+        if entry is not None:
+            return entry.derived
+        unknown = self._unknown
+        if unknown[0] is not policy:
+            unknown = self._unknown = (policy, {})
+        return unknown[1]
 
     @staticmethod
     def check(
