@@ -28,7 +28,7 @@ from tactful.models import Recommendations, RecommendedItem, recommended_items
 from tactful.parts.consent import ConsentAPI, SettingsAPI
 from tactful.parts.data import CatalogAPI, EventsAPI, ProfilesAPI
 from tactful.parts.experiments import ExperimentsAPI, shaped
-from tactful.parts.models import Models, interactions
+from tactful.parts.models import AppRecommender, Models, interactions
 from tactful.parts.operations import AuditAPI, KeysAPI, RetentionAPI
 from tactful.parts.policy import PolicyAPI
 from tactful.parts.rights import RightsAPI
@@ -115,6 +115,13 @@ class _Plan:
         self.records: dict[object, tuple[str, str, str, str]] = {}
         # The last answer's items, validated: the same items again are not looked up again.
         self.last: tuple[list[ScoredItem], tuple[RecommendedItem, ...]] | None = None
+
+    @property
+    def asked(self) -> str:
+        """The recommender this plan asks for items (before any is given)."""
+        if self.hybrid is not None and self.view is not None:
+            return self.hybrid.name
+        return "popularity" if self.decision.outcome == "non_personalized" else "none"
 
     def answer(self, scored: list[ScoredItem], decision_id: str) -> Recommendations:
         """The call's answer; the items are validated once per content (`recommended_items`)."""
@@ -324,7 +331,25 @@ class Tactful:
                 decision, settings = gate.decide_for(entry, purpose, context)
                 arm = self.experiments._arm(read(), subject, experiment)
                 plan = self._plan(read, entry, decision, settings, k, context, arm)
-            scored, recommender = self._run(plan, read, probe.release, k)
+            try:
+                scored, recommender = self._run(plan, read, probe.release, k)
+                answer = plan.answer(scored, decision.id)
+            except Exception as exc:
+                # The decision was made and its view handed out: it is recorded all the
+                # same, with the failure's type (never its message), and nothing else is
+                # written.
+                gate.record(
+                    None,
+                    subject,
+                    decision,
+                    categories_used=plan.used,
+                    recommender=plan.asked,
+                    items=0,
+                    segments=plan.segments,
+                    experiment=None if arm is None else arm[0].model_dump(),
+                    failure=type(exc).__name__,
+                )
+                raise
         # Writing, only when something changed: the memberships (a segment left or joined,
         # or the call was not personalized) and the experiment exposure, in one transaction
         # with the decision record. Otherwise the record is queued for the audit log's next
@@ -348,7 +373,7 @@ class Tactful:
                 experiment=None if arm is None else arm[0].model_dump(),
                 memo=plan.records,
             )
-        return plan.answer(scored, decision.id)
+        return answer
 
     def _planned(
         self,
@@ -461,6 +486,8 @@ class Tactful:
         anonymous bundles, is told to `forget` a bundle on withdrawal or erasure, and answers
         only for personalized decisions from the minimized view. Its items are blended with
         `weight`, re-ranked for discovery, and excluded topics and seen items never appear.
+        Its answers are checked: an ill-typed item is a ValidationError naming the
+        recommender (and the call's decision record says the call failed).
         """
         if not isinstance(recommender, Recommender):
             raise ValidationError(
@@ -476,7 +503,7 @@ class Tactful:
         if not weight >= 0:
             raise ValidationError("weight must be a number >= 0")
         with self._models._lock:
-            hybrid.components.append(recommender)
+            hybrid.components.append(AppRecommender(recommender))
             hybrid.weights[recommender.name] = float(weight)
             self._models.mark_dirty()
 

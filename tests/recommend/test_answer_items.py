@@ -8,7 +8,7 @@ import pydantic
 import pytest
 
 import tactful.models
-from tactful import Tactful
+from tactful import Tactful, ValidationError
 from tactful.models import RecommendedItem, recommended_items
 from tactful.recommend import HybridRecommender, MinimizedView, ScoredItem
 from tactful.recommend.types import on_grid
@@ -82,7 +82,7 @@ def test_an_app_recommenders_ill_typed_item_fails_the_call(tf: Tactful) -> None:
     typo = Fixed("typo", [ScoredItem("f", 1.0, "typo", None)])  # type: ignore[arg-type]
     tf.register_recommender(typo, weight=1.0)
     tf.configure_recommendations(weights={"item_item": 0.0, "content": 0.0, "popularity": 0.0})
-    with pytest.raises(pydantic.ValidationError):
+    with pytest.raises(ValidationError, match="item 1 has a signal or explanation that is not"):
         tf.recommend("u1", k=3)
 
 

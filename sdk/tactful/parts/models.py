@@ -5,15 +5,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from numbers import Real
 from typing import TYPE_CHECKING
 
+from tactful.errors import ValidationError
 from tactful.recommend import (
     CatalogItem,
     ContentRecommender,
     HybridRecommender,
     Interaction,
     ItemItemRecommender,
+    MinimizedView,
     PopularityRecommender,
+    Recommender,
+    ScoredItem,
 )
 from tactful.store import (
     Connection,
@@ -31,6 +36,58 @@ if TYPE_CHECKING:
 
 def interactions(events: Sequence[StoredEvent]) -> tuple[Interaction, ...]:
     return tuple(Interaction(item=e.item, kind=e.kind, ts=e.ts.timestamp()) for e in events)
+
+
+class AppRecommender:
+    """An app's registered recommender, its answers checked before they reach the blend.
+
+    tactful's own recommenders answer ScoredItems by construction; an app's answer is
+    checked item by item (a sequence of (item, score, signal, explanation) with a non-empty
+    str item id, a real-number score, str signal and explanation), so that an ill-typed item
+    is a ValidationError that names the recommender and the item's place, not a TypeError
+    from inside the blend. Messages name types and places, never the values.
+    """
+
+    __slots__ = ("inner", "name")
+
+    def __init__(self, inner: Recommender) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def fit(self, bundles: Sequence[Sequence[Interaction]], catalog: Sequence[CatalogItem]) -> None:
+        self.inner.fit(bundles, catalog)
+
+    def learn(self, bundle: Sequence[Interaction]) -> None:
+        self.inner.learn(bundle)
+
+    def forget(self, bundle: Sequence[Interaction]) -> None:
+        self.inner.forget(bundle)
+
+    def recommend(self, view: MinimizedView, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
+        return checked_answer(self.name, self.inner.recommend(view, k, exclude))
+
+
+def checked_answer(name: str, answer: object) -> list[ScoredItem]:
+    """An app recommender's answer as ScoredItems, or a ValidationError saying what is wrong."""
+    fix = (
+        f"; recommender {name!r} must return a list of ScoredItem(item: str, score: float, "
+        "signal: str, explanation: str)"
+    )
+    if not isinstance(answer, (list, tuple)):
+        raise ValidationError(f"the answer is a {type(answer).__name__}{fix}")
+    out: list[ScoredItem] = []
+    for n, s in enumerate(answer, 1):
+        if type(s) is not ScoredItem and not (isinstance(s, tuple) and len(s) == 4):
+            raise ValidationError(f"item {n} is a {type(s).__name__}{fix}")
+        item, score, signal, explanation = s
+        if not isinstance(item, str) or not item:
+            raise ValidationError(f"item {n} has an item id that is not a non-empty str{fix}")
+        if not isinstance(score, Real) or isinstance(score, bool):
+            raise ValidationError(f"item {n} has a score of type {type(score).__name__}{fix}")
+        if not isinstance(signal, str) or not isinstance(explanation, str):
+            raise ValidationError(f"item {n} has a signal or explanation that is not a str{fix}")
+        out.append(ScoredItem(item, float(score), signal, explanation))
+    return out
 
 
 def consents_to_training(tf: Tactful, conn: Connection, subject: SubjectRef) -> bool:

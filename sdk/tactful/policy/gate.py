@@ -96,9 +96,12 @@ def _payload(
     signals: Sequence[str],
     segments: Evaluation | None,
     experiment: Mapping[str, object] | None,
+    failure: str | None = None,
 ) -> dict[str, object]:
     """A decision record's fields (`Gate.record`)."""
     extra: dict[str, object] = {}
+    if failure is not None:
+        extra["failure"] = failure
     if segments is not None:
         extra["segments"] = list(segments.matched)
         extra["segments_skipped"] = [
@@ -351,6 +354,7 @@ class Gate:
         segments: Evaluation | None = None,
         experiment: Mapping[str, object] | None = None,
         memo: dict[object, tuple[str, str, str, str]] | None = None,
+        failure: str | None = None,
     ) -> None:
         """Append the decision record (no personal data: alias, rule ids, categories, counts).
 
@@ -365,13 +369,14 @@ class Gate:
         queued for the audit log's next group commit (`AuditLog.defer`). `memo`, a dict kept
         by the caller for calls that differ only in the decision id, the recommender and the
         items (one decision, `categories_used` and `segments`), holds the canonical records
-        in place of the gate's own table.
+        in place of the gate's own table. `failure` (an exception's type name, never its
+        message) records a call whose recommender failed after the decision was made.
         """
         facts = (categories_used, recommender, items, signals, segments, experiment)
         body: str
         quoted: str | None = None
-        if experiment is not None or not decision.id.isalnum():
-            body = canonical(_payload(decision, decision.id, *facts))
+        if experiment is not None or failure is not None or not decision.id.isalnum():
+            body = canonical(_payload(decision, decision.id, *facts, failure))
         else:
             # The same decision, recommender, signals and segments give the same record but
             # for the decision id: its canonical JSON is kept around the id's place (the keys are
