@@ -3,8 +3,10 @@
 Measured in one run, on the same engine settings (tactful's SQLite set-up: WAL, BEGIN
 IMMEDIATE, synchronous=NORMAL), with the same columns and foreign keys, and a baseline written
 as well as tactful's own bulk paths (executemany, statements built once, timestamps parsed
-the same way). Each operation runs chunk by chunk, tactful and plain in turn, so that load
-changes on a shared machine hit both; wall and process CPU seconds are printed with ratios.
+the same way). Each side runs in a process of its own (same imports), so that each pays for
+its own garbage collections; each operation runs chunk by chunk, tactful and plain in turn,
+so that load changes on a shared machine hit both; wall and process CPU seconds are printed
+with ratios.
 
 1. Profiles: N users x 4 fields written in batches of 1,000 users per transaction
    (`tf.profiles.put_many`) vs the same rows in plaintext tables; then every user read back
