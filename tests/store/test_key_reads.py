@@ -3,6 +3,7 @@ subject aliases (the keys' ids), and the random nonces of bulk writes."""
 
 from __future__ import annotations
 
+import gc
 import re
 import time
 from collections.abc import Collection
@@ -255,3 +256,25 @@ def test_bulk_key_reads_unwrap_keys_of_every_kek_version_and_skip_erased_ones(
         assert items == {f"item-{u}" for u in users if u != "u7"}
         store.subjects.clear_cache()
         tf.events.record_batch([(u, "again", "view", None) for u in users if u != "u7"])
+
+
+def test_cached_and_bulk_data_keys_are_objects_the_garbage_collector_does_not_track(
+    db_url: str, tmp_path: Path
+) -> None:
+    # A Python object per key (every class instance is tracked) outlived young collections on
+    # bulk writes that miss the cache and set off full ones, each walking the whole process.
+    with Tactful.open(
+        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=4
+    ) as tf:
+        users = [f"u{i}" for i in range(8)]
+        tf.events.record_batch([(u, "a", "view", None) for u in users])  # 8 new, 4 cached
+        subjects = tf._store.subjects
+        subjects.clear_cache()
+        with tf._store.begin() as conn:
+            bulk = subjects.aeads_of(subjects.resolve_many(conn, users).values())
+        assert len(bulk) == 8 and len(subjects._ciphers) == 4
+        held = [*bulk.values(), *subjects._ciphers.values()]
+        assert not any(gc.is_tracked(a) for a in held)
+        with tf._store.begin() as conn:  # and they decrypt
+            refs = subjects.resolve_many(conn, users)
+            assert [len(tf._store.events.read(conn, refs[u])) for u in users] == [1] * 8

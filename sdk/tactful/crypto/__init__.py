@@ -1,6 +1,7 @@
 """Key hierarchy, field encryption with associated data, pseudonyms (cryptography only)."""
 
 from tactful.crypto.cipher import (
+    Aead,
     BlindIndexer,
     FieldCipher,
     KeyedHash,
@@ -8,10 +9,13 @@ from tactful.crypto.cipher import (
     aad_prefix,
     associated_data,
     blind_index,
+    data_aead,
     fresh_nonces,
     keyed_digest,
     new_data_key,
     new_data_keys,
+    open_many,
+    open_sealed,
     pseudonym,
     unwrap_key,
     unwrap_key_v1,
@@ -30,6 +34,7 @@ from tactful.crypto.keys import (
 from tactful.crypto.signing import checkpoint_mac, checkpoint_mac_valid
 
 __all__ = [
+    "Aead",
     "BlindIndexer",
     "EnvKeyProvider",
     "FieldCipher",
@@ -43,11 +48,14 @@ __all__ = [
     "blind_index",
     "checkpoint_mac",
     "checkpoint_mac_valid",
+    "data_aead",
     "fresh_nonces",
     "keyed_digest",
     "load_or_create",
     "new_data_key",
     "new_data_keys",
+    "open_many",
+    "open_sealed",
     "pseudonym",
     "unwrap_key",
     "unwrap_key_v1",

@@ -39,6 +39,36 @@ def aad_prefix(subject_ref: str, table: str) -> bytes:
     return _AAD + f"{subject_ref}|{table}|".encode()
 
 
+Aead = AESGCM
+"""A subject's AES-256-GCM object as the DEK cache and the bulk paths keep it: cryptography's
+own object, which Python's garbage collector does not track. A Python object per cached key
+(every class instance is tracked) outlived young collections on bulk paths that miss the
+cache, and set off full collections (docs/store.md, "Performance")."""
+
+
+def data_aead(key: bytes) -> Aead:
+    """The AES-256-GCM object of a data key."""
+    return AESGCM(key)
+
+
+def open_sealed(aead: Aead, blob: bytes, aad: bytes) -> bytes:
+    """Decrypt nonce || ciphertext+tag; IntegrityError if it, its place or its key is wrong."""
+    try:
+        return aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+    except (InvalidTag, ValueError) as exc:
+        raise IntegrityError(_TAMPERED) from exc
+
+
+def open_many(aead: Aead, blobs: Sequence[bytes], aads: Sequence[bytes]) -> list[bytes]:
+    """`open_sealed` of several ciphertexts under one key (bulk reads), one call for all."""
+    dec = aead.decrypt
+    n = NONCE_BYTES
+    try:
+        return [dec(b[:n], b[n:], a) for b, a in zip(blobs, aads, strict=True)]
+    except (InvalidTag, ValueError) as exc:
+        raise IntegrityError(_TAMPERED) from exc
+
+
 class FieldCipher:
     """Encrypts and decrypts one subject's values under that subject's data key."""
 
@@ -46,6 +76,13 @@ class FieldCipher:
 
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(key)
+
+    @classmethod
+    def over(cls, aead: Aead) -> FieldCipher:
+        """A cipher over an AES-GCM object made already (`data_aead`)."""
+        cipher = cls.__new__(cls)
+        cipher._aead = aead
+        return cipher
 
     def __repr__(self) -> str:
         return "FieldCipher(<key hidden>)"
@@ -65,25 +102,17 @@ class FieldCipher:
 
     def decrypt(self, blob: bytes, aad: bytes) -> bytes:
         """Decrypt; IntegrityError if the ciphertext, its place or its key is not right."""
-        try:
-            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
-        except (InvalidTag, ValueError) as exc:
-            raise IntegrityError(_TAMPERED) from exc
+        return open_sealed(self._aead, blob, aad)
 
     def decrypt_many(self, blobs: Sequence[bytes], aads: Sequence[bytes]) -> list[bytes]:
         """Decrypt several of this subject's ciphertexts (bulk reads), one call for all;
         IntegrityError if any fails, as `decrypt`."""
-        dec = self._aead.decrypt
-        n = NONCE_BYTES
-        try:
-            return [dec(b[:n], b[n:], a) for b, a in zip(blobs, aads, strict=True)]
-        except (InvalidTag, ValueError) as exc:
-            raise IntegrityError(_TAMPERED) from exc
+        return open_many(self._aead, blobs, aads)
 
 
 def fresh_nonces(n: int) -> bytes:
     """Random nonces for `n` encryptions, drawn in one call: slice i is
-    `[NONCE_BYTES * i : NONCE_BYTES * (i + 1)]`, each for `FieldCipher.encrypt_drawn` once."""
+    `[NONCE_BYTES * i : NONCE_BYTES * (i + 1)]`, each for one encryption only."""
     return os.urandom(NONCE_BYTES * n)
 
 

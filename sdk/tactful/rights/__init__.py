@@ -134,7 +134,7 @@ class Rights:
         """
         rid = self.start(conn, subject, "erasure", request_id)
         store = self._store
-        resumed = not store.subjects.ciphers_of([subject])  # the key is gone already
+        resumed = not store.subjects.aeads_of([subject])  # the key is gone already
         events = (None if resumed else store.events.read(conn, subject)) if learned else []
         withdrawn = tuple(
             sorted(p for p, c in self._ledger.status(conn, subject).items() if c.given)

@@ -92,7 +92,7 @@ class Memberships:
         ids = list(by_id)
         for start in range(0, len(ids), 500):
             # Unwrap the chunk's data keys in one key-store round trip (cached for unseal).
-            self._subjects.ciphers_of([by_id[i] for i in ids[start : start + 500]])
+            self._subjects.aeads_of([by_id[i] for i in ids[start : start + 500]])
             rows = conn.execute(
                 select(_membership.c.subject_id, _membership.c.ciphertext)
                 .where(_membership.c.subject_id.in_(ids[start : start + 500]))

@@ -22,11 +22,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tactful.crypto import (
+    Aead,
     BlindIndexer,
-    FieldCipher,
     aad_prefix,
     associated_data,
     fresh_nonces,
+    open_many,
+    open_sealed,
 )
 from tactful.errors import IntegrityError, ValidationError
 from tactful.store.engine import blob_param, driver_sql, now, utc
@@ -202,7 +204,7 @@ class Profiles:
         stamp = now()
         rows: list[dict[str, object]] = []
         index: list[tuple[int, str, bytes]] = []
-        keyed = self._subjects.ciphers_of(s for s, _ in batch)
+        keyed = self._subjects.aeads_of(s for s, _ in batch)
         specs = self.schema.fields
         dumps = json.dumps
         nonces = fresh_nonces(sum(len(values) for _, values in batch))
@@ -216,10 +218,10 @@ class Profiles:
                             (table.c.subject_id == subject.id) & table.c.name.in_(gone)
                         )
                     )
-            cipher = keyed.get(subject.id)
-            if cipher is None:
-                cipher = self._subjects.cipher(conn, subject)  # raises: the key is gone
-            encrypt = cipher.encrypt_drawn
+            aead = keyed.get(subject.id)
+            if aead is None:
+                aead = self._subjects.aead(subject)  # raises: the key is gone
+            encrypt = aead.encrypt
             prefix = associated_data(subject.ref, "profile_field", "")
             for name, value in values.items():
                 if value is None:
@@ -233,7 +235,7 @@ class Profiles:
                         "subject_id": subject.id,
                         "name": name,
                         "category": spec.category,
-                        "ciphertext": encrypt(nonce, text.encode(), prefix + name.encode()),
+                        "ciphertext": nonce + encrypt(nonce, text.encode(), prefix + name.encode()),
                         "updated_at": stamp,
                     }
                 )
@@ -326,14 +328,14 @@ class Profiles:
                 _profile.c.name.in_(list(names))
             )
         ).all()
-        keyed = self._subjects.ciphers_for(conn, sorted({r.subject_id for r in rows}))
+        keyed = self._subjects.aeads_for(conn, sorted({r.subject_id for r in rows}))
         out: list[dict[str, object]] = []
         for r in rows:
             if r.subject_id not in keyed:
                 continue
-            ref, cipher = keyed[r.subject_id]
+            ref, aead = keyed[r.subject_id]
             value = json.loads(
-                cipher.decrypt(r.ciphertext, associated_data(ref, "profile_field", r.name))
+                open_sealed(aead, r.ciphertext, associated_data(ref, "profile_field", r.name))
             )
             out.append(
                 {"subject_id": r.subject_id, "name": r.name, "digest": self.digest(r.name, value)}
@@ -401,12 +403,12 @@ class Events:
             check_event(item, kind)
             if ts is not None and ts.tzinfo is None:
                 raise ValidationError("event time must be timezone-aware (e.g. datetime.now(UTC))")
-        cipher = self._subjects.cipher(conn, subject)
+        aead = self._subjects.aead(subject)
         return self._insert(
             conn,
             [(subject.id, item, kind, ts) for item, kind, ts in batch],
             {subject.id: subject},
-            {subject.id: cipher},
+            {subject.id: aead},
         )
 
     @staticmethod
@@ -429,10 +431,10 @@ class Events:
     ) -> int:
         """Encrypt and insert validated (user, item, kind, ts) events of many users (bulk
         ingestion); `subjects` maps every user of the batch to its resolved subject."""
-        ciphers = self._subjects.ciphers_of(subjects.values())
+        ciphers = self._subjects.aeads_of(subjects.values())
         for subject in subjects.values():
             if subject.id not in ciphers:
-                self._subjects.cipher(conn, subject)  # raises: this subject's key is gone
+                self._subjects.aead(subject)  # raises: this subject's key is gone
         return self._insert(conn, rows, subjects, ciphers)
 
     def _insert(
@@ -440,7 +442,7 @@ class Events:
         conn: Connection,
         events: Sequence[tuple[Any, str, str, datetime | None]],
         subjects: Mapping[Any, SubjectRef],
-        ciphers: Mapping[int, FieldCipher],
+        ciphers: Mapping[int, Aead],
     ) -> int:
         # The bulk write path: per event one payload, one AES-GCM call and one parameter dict;
         # the random row ids (bound into the AAD) are drawn in one call per page. Events are
@@ -461,7 +463,7 @@ class Events:
         conn: Connection,
         page: Sequence[tuple[Any, str, str, datetime | None]],
         subjects: Mapping[Any, SubjectRef],
-        ciphers: Mapping[int, FieldCipher],
+        ciphers: Mapping[int, Aead],
         prefixes: dict[int, bytes],
         stamp: datetime,
         category: str,
@@ -478,14 +480,16 @@ class Events:
                 prefix = prefixes[sid] = aad_prefix(subject.ref, "event")
             event_id = ids[32 * i : 32 * i + 32]
             raw = item.encode()  # the payload, format 2 (see encode_event)
+            nonce = nonces[12 * i : 12 * i + 12]
             append(
                 {
                     "id": event_id,
                     "subject_id": sid,
                     "category": category,
                     "ts": ts.astimezone(UTC) if ts is not None else stamp,
-                    "ciphertext": ciphers[sid].encrypt_drawn(
-                        nonces[12 * i : 12 * i + 12],
+                    "ciphertext": nonce
+                    + ciphers[sid].encrypt(
+                        nonce,
                         b"\x02" + len(raw).to_bytes(2, "big") + raw + kind.encode(),
                         prefix + event_id.encode(),
                     ),
@@ -540,7 +544,7 @@ class Events:
         parse = _ts_parser(conn)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            keyed = self._subjects.ciphers_for(conn, chunk)
+            keyed = self._subjects.aeads_for(conn, chunk)
             result = conn.execute(
                 select(_event.c.subject_id, _event.c.id, _TS_RAW, _event.c.ciphertext)
                 .where(_event.c.subject_id.in_(list(keyed)))
@@ -560,16 +564,14 @@ class Events:
 
     @staticmethod
     def _open_group(
-        keyed: Mapping[int, tuple[str, FieldCipher]],
+        keyed: Mapping[int, tuple[str, Aead]],
         group: list[Any],
         parse: Callable[[Any], datetime],
     ) -> list[StoredEvent]:
         # One subject's events of a bulk read: decrypted in one call, format 2 decoded inline.
-        ref, cipher = keyed[group[0][0]]
+        ref, aead = keyed[group[0][0]]
         prefix = associated_data(ref, "event", "")
-        payloads = cipher.decrypt_many(
-            [r[3] for r in group], [prefix + r[1].encode() for r in group]
-        )
+        payloads = open_many(aead, [r[3] for r in group], [prefix + r[1].encode() for r in group])
         out: list[StoredEvent] = []
         append = out.append
         # tuple.__new__ builds the named tuple without its Python-level __new__ (1.0 us

@@ -11,7 +11,15 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from tactful.crypto import FieldCipher, KeyRing, Pseudonyms, associated_data, fresh_nonces
+from tactful.crypto import (
+    Aead,
+    FieldCipher,
+    KeyRing,
+    Pseudonyms,
+    associated_data,
+    data_aead,
+    fresh_nonces,
+)
 from tactful.errors import SubjectNotFound, ValidationError
 from tactful.store.engine import insert_ignore, now
 from tactful.store.keystore import KeyStore
@@ -89,12 +97,13 @@ class Subjects:
         self.keystore = keystore
         self.store_id = store_id
         self.cache_size = cache_size
-        self._ciphers: OrderedDict[int, FieldCipher] = OrderedDict()
+        # The subjects' AES-GCM objects (`Aead`: untracked by the garbage collector).
+        self._ciphers: OrderedDict[int, Aead] = OrderedDict()
         # Ciphers of subjects created in the open transaction when there were more of them
         # than the cache holds: the bulk write that created them encrypts under them next,
         # and would otherwise read and unwrap again the keys it just made. Emptied when any
         # transaction of the store ends (`end_transaction`), on rollback and on erasure.
-        self._fresh: dict[int, FieldCipher] = {}
+        self._fresh: dict[int, Aead] = {}
         self._pseudonyms: tuple[bytes, Pseudonyms, dict[str, str]] = (b"", Pseudonyms(b""), {})
 
     @property
@@ -206,7 +215,7 @@ class Subjects:
         deks = self.keystore.create(self.store_id, list(new.values()))
         stamp = now()
         rows: list[dict[str, object]] = []
-        ciphers = {alias: FieldCipher(dek) for alias, dek in deks.items()}
+        ciphers = {alias: data_aead(dek) for alias, dek in deks.items()}
         nonces = fresh_nonces(len(new))
         for i, (user, alias) in enumerate(new.items()):
             rows.append(
@@ -216,7 +225,8 @@ class Subjects:
                     "status": "active",
                     "jurisdiction": users[user],
                     "created_at": stamp,
-                    "user_id_ct": ciphers[alias].encrypt_drawn(
+                    "user_id_ct": nonces[12 * i : 12 * i + 12]
+                    + ciphers[alias].encrypt(
                         nonces[12 * i : 12 * i + 12],
                         user.encode("utf-8"),
                         associated_data(refs[user], "subject", "user_id"),
@@ -238,7 +248,7 @@ class Subjects:
             )
         }
         unused = []
-        made: dict[int, FieldCipher] = {}
+        made: dict[int, Aead] = {}
         for user, alias in new.items():
             subject = out[user] = by_ref[refs[user]]
             if subject.alias == alias:
@@ -277,6 +287,11 @@ class Subjects:
 
     def cipher(self, conn: Connection, subject: SubjectRef) -> FieldCipher:
         """The subject's field cipher, unwrapping the DEK on first use."""
+        return FieldCipher.over(self.aead(subject))
+
+    def aead(self, subject: SubjectRef) -> Aead:
+        """The subject's AES-GCM object (cached), unwrapping the DEK on first use;
+        SubjectNotFound if the key is gone."""
         cached = self._ciphers.get(subject.id)
         if cached is not None:
             self._ciphers.move_to_end(subject.id)
@@ -286,7 +301,7 @@ class Subjects:
             raise SubjectNotFound(
                 "this user's data key is gone (erased); nothing of theirs can be read"
             )
-        return self._remember(subject.id, FieldCipher(dek))
+        return self._remember(subject.id, data_aead(dek))
 
     def seal(
         self, conn: Connection, subject: SubjectRef, table: str, field: str, data: bytes
@@ -302,12 +317,12 @@ class Subjects:
         aad = associated_data(subject.ref, table, field)
         return self.cipher(conn, subject).decrypt(blob, aad)
 
-    def ciphers_of(self, subjects: Iterable[SubjectRef]) -> dict[int, FieldCipher]:
-        """Field ciphers of resolved subjects, unwrapping the uncached DEKs in one batch.
+    def aeads_of(self, subjects: Iterable[SubjectRef]) -> dict[int, Aead]:
+        """AES-GCM objects of resolved subjects, unwrapping the uncached DEKs in one batch.
 
         Subjects whose key is gone (erased) are absent.
         """
-        out: dict[int, FieldCipher] = {}
+        out: dict[int, Aead] = {}
         missing: dict[str, int] = {}
         cache = self._ciphers
         fresh = self._fresh
@@ -321,7 +336,7 @@ class Subjects:
                 missing[subject.alias] = subject.id
         if missing:
             deks = self.keystore.unwrap(self.store_id, list(missing))
-            made = {missing[alias]: FieldCipher(dek) for alias, dek in deks.items()}
+            made = {missing[alias]: data_aead(dek) for alias, dek in deks.items()}
             out.update(made)
             self._remember_many(made)
         return out
@@ -343,11 +358,9 @@ class Subjects:
             out.extend(SubjectRef(*r) for r in rows)  # (id, ref, alias, status, jurisdiction)
         return out
 
-    def ciphers_for(
-        self, conn: Connection, subject_ids: list[int]
-    ) -> dict[int, tuple[str, FieldCipher]]:
-        """(pseudonym, field cipher) of many live subjects at once (bulk training reads)."""
-        out: dict[int, tuple[str, FieldCipher]] = {}
+    def aeads_for(self, conn: Connection, subject_ids: list[int]) -> dict[int, tuple[str, Aead]]:
+        """(pseudonym, AES-GCM object) of many live subjects at once (bulk training reads)."""
+        out: dict[int, tuple[str, Aead]] = {}
         for start in range(0, len(subject_ids), 500):
             chunk = subject_ids[start : start + 500]
             rows = conn.execute(
@@ -357,10 +370,10 @@ class Subjects:
             ).all()
             cached = self._ciphers
             missing = {alias: sid for sid, _, alias in rows if sid not in cached}
-            made: dict[int, FieldCipher] = {}
+            made: dict[int, Aead] = {}
             if missing:
                 deks = self.keystore.unwrap(self.store_id, list(missing))
-                made = {missing[alias]: FieldCipher(dek) for alias, dek in deks.items()}
+                made = {missing[alias]: data_aead(dek) for alias, dek in deks.items()}
             for sid, ref, _ in rows:
                 cipher = made.get(sid) or cached.get(sid)
                 if cipher is None:
@@ -397,7 +410,7 @@ class Subjects:
         if self._fresh:
             self._fresh.clear()
 
-    def _remember_many(self, made: Mapping[int, FieldCipher]) -> None:
+    def _remember_many(self, made: Mapping[int, Aead]) -> None:
         # Ciphers of subjects not cached yet, then the oldest evicted once for the batch
         # (what `_remember` one by one would leave).
         ciphers = self._ciphers
@@ -413,7 +426,7 @@ class Subjects:
         for _ in range(len(ciphers) - size):
             ciphers.popitem(last=False)
 
-    def _remember(self, subject_id: int, cipher: FieldCipher) -> FieldCipher:
+    def _remember(self, subject_id: int, cipher: Aead) -> Aead:
         ciphers = self._ciphers
         if subject_id in ciphers:
             ciphers.move_to_end(subject_id)
