@@ -84,7 +84,7 @@ class EventsAPI(Part):
         batch = list(events)
         store.events.check_rows(batch)
         with store.begin() as conn:
-            subjects = store.subjects.resolve_many(conn, [row[0] for row in batch])
+            subjects = store.subjects.resolve_rows(conn, [row[0] for row in batch])
             n = store.events.record_rows(conn, batch, subjects)
         self._tf._models.mark_dirty()
         return n

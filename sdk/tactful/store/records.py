@@ -33,7 +33,7 @@ from tactful.crypto import (
 from tactful.errors import IntegrityError, ValidationError
 from tactful.store.engine import blob_param, driver_sql, now, utc
 from tactful.store.schema import ProfileSchema, category_allowed
-from tactful.store.subjects import SubjectRef, Subjects
+from tactful.store.subjects import SubjectRef, SubjectRow, Subjects
 from tactful.store.tables import BlindIndex, CatalogEntry, Event, ProfileField, table_of
 
 _profile = table_of(ProfileField)
@@ -427,21 +427,22 @@ class Events:
         self,
         conn: Connection,
         rows: Sequence[tuple[str, str, str, datetime | None]],
-        subjects: Mapping[str, SubjectRef],
+        subjects: Mapping[str, SubjectRow],
     ) -> int:
         """Encrypt and insert validated (user, item, kind, ts) events of many users (bulk
-        ingestion); `subjects` maps every user of the batch to its resolved subject."""
+        ingestion); `subjects` maps every user of the batch to its resolved subject
+        (`Subjects.resolve_rows`)."""
         ciphers = self._subjects.aeads_of(subjects.values())
         for subject in subjects.values():
-            if subject.id not in ciphers:
-                self._subjects.aead(subject)  # raises: this subject's key is gone
+            if subject[0] not in ciphers:
+                self._subjects.aead(SubjectRef(*subject))  # raises: this subject's key is gone
         return self._insert(conn, rows, subjects, ciphers)
 
     def _insert(
         self,
         conn: Connection,
         events: Sequence[tuple[Any, str, str, datetime | None]],
-        subjects: Mapping[Any, SubjectRef],
+        subjects: Mapping[Any, SubjectRow],
         ciphers: Mapping[int, Aead],
     ) -> int:
         # The bulk write path: per event one payload, one AES-GCM call and one parameter dict;
@@ -462,7 +463,7 @@ class Events:
         self,
         conn: Connection,
         page: Sequence[tuple[Any, str, str, datetime | None]],
-        subjects: Mapping[Any, SubjectRef],
+        subjects: Mapping[Any, SubjectRow],
         ciphers: Mapping[int, Aead],
         prefixes: dict[int, bytes],
         stamp: datetime,
@@ -474,10 +475,10 @@ class Events:
         append = out.append
         for i, (key, item, kind, ts) in enumerate(page):
             subject = subjects[key]
-            sid = subject.id
+            sid = subject[0]
             prefix = prefixes.get(sid)
             if prefix is None:
-                prefix = prefixes[sid] = aad_prefix(subject.ref, "event")
+                prefix = prefixes[sid] = aad_prefix(subject[1], "event")  # (id, ref, ...)
             event_id = ids[32 * i : 32 * i + 32]
             raw = item.encode()  # the payload, format 2 (see encode_event)
             nonce = nonces[12 * i : 12 * i + 12]

@@ -62,6 +62,13 @@ class SubjectRef(NamedTuple):
     needs_user_id: bool = False  # created before schema version 2: user id not yet stored
 
 
+# A subject as a plain tuple, in SubjectRef's order: (id, ref, alias, status, jurisdiction,
+# needs_user_id). The bulk paths hold one per user of a batch; the garbage collector stops
+# tracking a plain tuple of str, int and None at its first look, but never a named tuple,
+# and a SubjectRef per user kept alive through a batch set off full collections.
+SubjectRow = tuple[int, str, str, str, str | None, bool]
+
+
 def new_aliases(n: int) -> list[str]:
     """`n` fresh subject aliases (also their data keys' ids): 32 hex characters, the creation
     time in milliseconds (12) then 80 random bits (20), drawn in one call.
@@ -184,18 +191,27 @@ class Subjects:
 
     def resolve_many(self, conn: Connection, users: Iterable[str]) -> dict[str, SubjectRef]:
         """The subjects of many user ids, creating those that have none (bulk ingestion)."""
+        return {u: SubjectRef(*row) for u, row in self.resolve_rows(conn, users).items()}
+
+    def resolve_rows(self, conn: Connection, users: Iterable[str]) -> dict[str, SubjectRow]:
+        """`resolve_many` as plain tuples (`SubjectRow`), for bulk paths that keep one per
+        user of a batch alive."""
         make = self._pseudonym()
         refs = {u: make(check_user_id(u)) for u in dict.fromkeys(users)}
-        out: dict[str, SubjectRef] = {}
+        out: dict[str, SubjectRow] = {}
         by_ref = {r: u for u, r in refs.items()}
         ref_list = list(by_ref)
         for start in range(0, len(ref_list), 500):
             rows = conn.execute(_FIND_MANY, {"refs": ref_list[start : start + 500]}).all()
             for sid, ref, alias, status, jurisdiction, legacy in rows:
-                out[by_ref[ref]] = SubjectRef(sid, ref, alias, status, jurisdiction, bool(legacy))
+                out[by_ref[ref]] = (sid, ref, alias, status, jurisdiction, bool(legacy))
         missing: dict[str, str | None] = {u: None for u in refs if u not in out}
         if missing:
-            out.update(self.create_many(conn, missing, refs))
+            made = self.create_many(conn, missing, refs)
+            out.update(
+                (u, (s.id, s.ref, s.alias, s.status, s.jurisdiction, s.needs_user_id))
+                for u, s in made.items()
+            )
         return out
 
     def create_many(
@@ -317,23 +333,25 @@ class Subjects:
         aad = associated_data(subject.ref, table, field)
         return self.cipher(conn, subject).decrypt(blob, aad)
 
-    def aeads_of(self, subjects: Iterable[SubjectRef]) -> dict[int, Aead]:
+    def aeads_of(self, subjects: Iterable[SubjectRow]) -> dict[int, Aead]:
         """AES-GCM objects of resolved subjects, unwrapping the uncached DEKs in one batch.
 
-        Subjects whose key is gone (erased) are absent.
+        Subjects whose key is gone (erased) are absent. SubjectRefs or `SubjectRow`s: both
+        are tuples of the same layout (id first, alias third).
         """
         out: dict[int, Aead] = {}
         missing: dict[str, int] = {}
         cache = self._ciphers
         fresh = self._fresh
         for subject in subjects:
-            cached = cache.get(subject.id)
+            sid = subject[0]
+            cached = cache.get(sid)
             if cached is None and fresh:
-                cached = fresh.get(subject.id)
+                cached = fresh.get(sid)
             if cached is not None:
-                out[subject.id] = cached
+                out[sid] = cached
             else:
-                missing[subject.alias] = subject.id
+                missing[subject[2]] = sid
         if missing:
             deks = self.keystore.unwrap(self.store_id, list(missing))
             made = {missing[alias]: data_aead(dek) for alias, dek in deks.items()}
