@@ -17,6 +17,7 @@ from sqlalchemy import event
 
 from tactful import ConfigurationError, Recommendations, Tactful
 from tactful.policy.cache import SubjectCache, expiry
+from tactful.store.probe import _compiled as probe_sql
 from tests.conftest import POLICIES, seed_small
 
 
@@ -81,6 +82,10 @@ CHANGES: dict[str, tuple[Callable[[Tactful], object], Callable[[Recommendations]
         lambda o: o.events.record("u1", "c", "view"),
         lambda r: r.mode == "personalized" and "c" not in r.item_ids,
     ),
+    "an item viewed, backdated": (
+        lambda o: o.events.record("u1", "c", "view", datetime(2025, 1, 1, tzinfo=UTC)),
+        lambda r: r.mode == "personalized" and "c" not in r.item_ids,
+    ),
     "erased": (
         lambda o: o.rights.erase("u1"),
         lambda r: r.mode == "non_personalized" and r.reasons != ("personalization-consented",),
@@ -100,6 +105,35 @@ def test_a_change_written_elsewhere_is_honored_by_the_next_call(
     assert len(tf._gate.cache) == 1
     write(other)
     assert honored(tf.recommend("u1", k=6)), change
+
+
+def test_a_retention_run_elsewhere_is_honored_by_the_next_call(tf: Tactful, other: Tactful) -> None:
+    # A deletion leaves the subject's latest event number where it was; the probe sees the
+    # store-wide count of retention runs that deleted events move instead.
+    seed_small(tf)
+    long_ago = datetime.now(UTC) - timedelta(days=800)  # user.behavior is kept 730 days
+    tf.events.record("u1", "c", "view", long_ago)
+    assert "c" not in tf.recommend("u1", k=6).item_ids, "viewed: not recommended"
+    assert other.retention.run().events == {"user.behavior.interaction": 1}
+    assert "c" in tf.recommend("u1", k=6).item_ids, "the view is gone"
+
+
+def test_the_probes_events_mark_is_an_index_seek_not_a_count(tf: Tactful) -> None:
+    # However long a user's history, the events' part of the mark is the latest write number,
+    # read from (subject_id, seq); it used to be a count of all the user's events.
+    tf.events.record_batch([("u1", f"i{n}", "view", None) for n in range(50)])
+    first = tf._store.probe("u1").mark
+    tf.events.record("u1", "i0", "view", datetime(2025, 1, 1, tzinfo=UTC))  # backdated
+    assert tf._store.probe("u1").mark != first, "a backdated event moves the mark"
+    if tf._store.dialect == "sqlite":
+        sql, bind = probe_sql(tf._store.engine.dialect)
+        with tf._store.engine.connect() as conn:
+            plan = [
+                str(row[-1])
+                for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", bind("r", "d"))
+            ]
+        on_events = [step for step in plan if " event " in f" {step} "]
+        assert on_events and all("ix_event_subject_seq" in step for step in on_events), plan
 
 
 def test_a_change_in_this_process_is_honored_too(tf: Tactful) -> None:

@@ -46,8 +46,39 @@ def test_a_store_written_by_schema_version_1_is_upgraded_on_open(tmp_path: Path)
         assert again.keys.status().versions == {1: 2}
 
 
+def _downgrade_to_v2(tf: Tactful) -> None:
+    """Rewrite a current store into the version 2 layout (events without write numbers)."""
+    with tf._store.begin() as conn:
+        conn.execute(text("DROP INDEX ix_event_subject_seq"))
+        conn.execute(text("ALTER TABLE event DROP COLUMN seq"))
+        conn.execute(text("DELETE FROM tactful_meta WHERE key = 'event_seq'"))
+        if tf._store.dialect == "postgresql":
+            conn.execute(text("DROP SEQUENCE tactful_event_seq"))
+        conn.execute(text("UPDATE tactful_meta SET value = '2' WHERE key = 'schema_version'"))
+
+
+def test_upgrade_numbers_the_events_written_before(db_url: str, tmp_path: Path) -> None:
+    with _open(db_url, tmp_path) as tf:
+        tf.events.record_batch([(u, "m1", "view", None) for u in ("ana", "ben", "cy")])
+        tf.events.record("ana", "m2")
+        _downgrade_to_v2(tf)
+    with _open(db_url, tmp_path) as tf:
+        with tf._store.begin() as conn:
+            numbers = conn.execute(text("SELECT seq FROM event")).scalars().all()
+            assert sorted(numbers) == sorted(set(numbers)) and None not in numbers
+            assert len(numbers) == 4
+        tf.events.record("ben", "m3")  # numbered after every event written before
+        with tf._store.begin() as conn:
+            newest = conn.execute(
+                text("SELECT seq FROM event ORDER BY seq DESC LIMIT 1")
+            ).scalar_one()
+        assert newest > max(numbers)
+        assert [e["item"] for e in tf.rights.export("ben")["events"]] == ["m1", "m3"]
+
+
 def _downgrade_to_v1(tf: Tactful) -> None:
     """Rewrite a current store into the version 1 layout (keys back in the data database)."""
+    _downgrade_to_v2(tf)
     store = tf._store
     with store.begin() as conn:
         rows = conn.execute(

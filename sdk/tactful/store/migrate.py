@@ -15,13 +15,24 @@ from dataclasses import dataclass
 
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import Column, Connection, Engine, LargeBinary, column, select, table, text, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    LargeBinary,
+    column,
+    select,
+    table,
+    text,
+    update,
+)
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import SQLModel
 
 from tactful.crypto import unwrap_key_v1
 from tactful.errors import ConfigurationError
-from tactful.store import tables
+from tactful.store import sequence, tables
 from tactful.store.keystore import KeyStore
 
 _meta = tables.table_of(tables.StoreMeta)
@@ -69,8 +80,25 @@ def _v2_keys_out_of_the_database(
     ops.drop_table("subject_key")
 
 
+def _v3_event_write_sequence(
+    ops: Operations, conn: Connection, keystore: KeyStore, store_id: str
+) -> None:
+    """Number the events written so far (`Event.seq`, `store.sequence`) and index the
+    numbers by subject, for the gate's probe."""
+    ops.add_column("event", Column("seq", BigInteger, nullable=True))
+    if conn.dialect.name == "postgresql":
+        sequence.ensure(conn)
+        conn.execute(text("UPDATE event SET seq = nextval(:name)"), {"name": sequence.PG_SEQUENCE})
+    else:
+        conn.execute(text("UPDATE event SET seq = rowid"))
+        last = conn.execute(text("SELECT coalesce(max(seq), 0) FROM event")).scalar_one()
+        sequence.start_at(conn, int(last))
+    ops.create_index("ix_event_subject_seq", "event", ["subject_id", "seq"])
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "data keys move to the separate key store", _v2_keys_out_of_the_database),
+    Step(3, "events are numbered in write order for the gate's probe", _v3_event_write_sequence),
 )
 
 
@@ -107,6 +135,7 @@ def prepare(engine: Engine, keystore: KeyStore) -> Prepared:
                 for step in STEPS:
                     if step.version > version:
                         step.run(ops, conn, keystore, store_id)
+            sequence.ensure(conn)
             if before is None:
                 conn.execute(
                     _meta.insert().values(key="schema_version", value=str(tables.SCHEMA_VERSION))

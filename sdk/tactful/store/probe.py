@@ -5,10 +5,11 @@ profile fields, history) between calls and must know, on every call and across p
 whether any of it changed. Rather than a version counter every write would have to move
 (a row lock on the subject for each event written), the mark is read from the rows
 themselves, through the indexes they already have: the consent ledger's last record id (it is
-append-only), the update time of the settings and segment-membership rows, and for
-objections, profile fields and events their count and latest time. Any insert, update or
-delete through tactful moves one of them; see docs/architecture.md, "The gate's subject
-cache".
+append-only), the update time of the settings and segment-membership rows, for objections
+and profile fields their count and latest time, for events the latest write sequence number
+(`store.sequence`) and the store-wide count of retention runs that deleted events. Any
+insert, update or delete through tactful moves one of them; see docs/architecture.md, "The
+gate's subject cache".
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy import Dialect, ScalarSelect, Table, bindparam, func, literal, select
 
 from tactful.store.engine import DriverReads, driver_sql
+from tactful.store.sequence import PURGED
 from tactful.store.subjects import SubjectRef
 from tactful.store.tables import (
     ConsentRecord,
@@ -60,9 +62,12 @@ _MARKS = (
     _of_subject(func.max(_objection.c.recorded_at), table=_objection),
     _of_subject(func.count(), table=_profile),
     _of_subject(func.max(_profile.c.updated_at), table=_profile),
-    _of_subject(func.count(), table=_event),
-    _of_subject(func.max(_event.c.ts), table=_event),
+    # The subject's latest event write (`store.sequence`): one seek in (subject_id, seq),
+    # where a count of the subject's events grew with their history.
+    _of_subject(func.max(_event.c.seq), table=_event),
     _of_subject(_membership.c.updated_at, table=_membership),
+    # Retention runs that deleted events (deletions leave a subject's latest number alone).
+    select(_meta.c.value).where(_meta.c.key == PURGED).scalar_subquery(),
 )
 _EPOCH = select(_meta.c.value).where(_meta.c.key == EPOCH)
 # The latest released DP top-k list of a dataset (bound as "dataset"): its id tells whether

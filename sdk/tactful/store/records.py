@@ -31,6 +31,7 @@ from tactful.crypto import (
     open_sealed,
 )
 from tactful.errors import IntegrityError, ValidationError
+from tactful.store import sequence
 from tactful.store.engine import blob_param, driver_sql, now, utc
 from tactful.store.schema import ProfileSchema, category_allowed
 from tactful.store.subjects import SubjectRef, SubjectRow, Subjects
@@ -471,6 +472,7 @@ class Events:
     ) -> int:
         ids = os.urandom(16 * len(page)).hex()
         nonces = fresh_nonces(len(page))
+        seqs = sequence.take(conn, len(page))
         out: list[dict[str, object]] = []
         append = out.append
         for i, (key, item, kind, ts) in enumerate(page):
@@ -488,6 +490,7 @@ class Events:
                     "subject_id": sid,
                     "category": category,
                     "ts": ts.astimezone(UTC) if ts is not None else stamp,
+                    "seq": seqs[i],
                     "ciphertext": nonce
                     + ciphers[sid].encrypt(
                         nonce,

@@ -5,14 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, Integer, String, cast, delete, select, update
 
+from tactful.store.engine import insert_ignore
 from tactful.store.schema import ProfileSchema
-from tactful.store.tables import BlindIndex, Event, ProfileField, table_of
+from tactful.store.sequence import PURGED
+from tactful.store.tables import BlindIndex, Event, ProfileField, StoreMeta, table_of
 
 _profile = table_of(ProfileField)
 _index = table_of(BlindIndex)
 _event = table_of(Event)
+_meta = table_of(StoreMeta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,4 +75,13 @@ def run_retention(conn: Connection, schema: ProfileSchema, at: datetime) -> Rete
         ).rowcount
         if n:
             events[category] = n
+    if events:
+        # A deletion leaves a subject's latest event number where it was: the gate's probe
+        # learns of it from this store-wide count (`store.sequence`).
+        insert_ignore(conn, _meta, [{"key": PURGED, "value": "0"}], ["key"])
+        conn.execute(
+            update(_meta)
+            .where(_meta.c.key == PURGED)
+            .values(value=cast(cast(_meta.c.value, Integer) + 1, String))
+        )
     return RetentionReport(at, events, fields)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Dialect, Index, LargeBinary, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Dialect, Index, LargeBinary, Table, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -14,7 +14,7 @@ from tactful.store.engine import blob_param
 
 # Bump it (and add a step in store/migrate.py) for every change to an existing table; new
 # tables need neither (create_all makes them). See docs/store.md, "Migrations".
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def table_of(model: type[SQLModel]) -> Table:
@@ -83,13 +83,21 @@ class Event(SQLModel, table=True):
     """One encrypted behavioral event (item and kind inside the ciphertext)."""
 
     __tablename__ = "event"
-    __table_args__ = (Index("ix_event_subject_ts", "subject_id", "ts"),)
+    __table_args__ = (
+        Index("ix_event_subject_ts", "subject_id", "ts"),
+        Index("ix_event_subject_seq", "subject_id", "seq"),
+    )
 
     id: str = Field(primary_key=True, max_length=32)
     subject_id: int = Field(foreign_key="subject.id")
     category: str = Field(max_length=128)
     ts: datetime = _ts(index=True)  # type: ignore[assignment]
     ciphertext: bytes = Field(sa_column=Column(Ciphertext, nullable=False))
+    # The write sequence (schema version 3): rising with every event written, store-wide
+    # (`store.sequence`). The gate's probe reads a subject's latest from the index above
+    # instead of counting the subject's events (docs/architecture.md, "The gate's subject
+    # cache"). Nullable only for the upgrade, which fills it.
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class UserSettings(SQLModel, table=True):
