@@ -18,6 +18,13 @@ from tactful.store.subjects import CIPHER_CACHE, new_aliases
 from tests.conftest import POLICIES, _pg_admin_url
 
 
+def _with_cache(db_url: str, tmp_path: Path, size: int) -> Tactful:
+    """A store whose DEK cache holds `size` keys."""
+    return Tactful.open(
+        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=size
+    )
+
+
 def _alias(tf: Tactful, user: str) -> str:
     with tf._store.begin() as conn:
         return tf._store.subjects.get(conn, user).alias
@@ -74,9 +81,7 @@ def test_a_broken_key_read_connection_is_replaced(
 
 def test_the_dek_cache_holds_at_most_its_size(db_url: str, tmp_path: Path) -> None:
     assert DEK_CACHE == CIPHER_CACHE == 4096  # Tactful.open's default is the store's
-    with Tactful.open(
-        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=2
-    ) as tf:
+    with _with_cache(db_url, tmp_path, 2) as tf:
         tf.profiles.put_many({u: {"country": "DE"} for u in ("a", "b", "c")})
         tf._store.subjects.clear_cache()
         for user in ("a", "b", "c", "a"):
@@ -92,9 +97,7 @@ def test_bulk_reads_hand_out_every_subject_when_the_dek_cache_is_full(
 ) -> None:
     # A cache of 2 holding b (oldest) and c: unwrapping a's key for a training read must not
     # evict b's cipher before b's events are decrypted (they were skipped as if erased).
-    with Tactful.open(
-        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=2
-    ) as tf:
+    with _with_cache(db_url, tmp_path, 2) as tf:
         tf.events.record_batch([(u, f"item-{u}", "view", None) for u in ("a", "b", "c")])
         store = tf._store
         store.subjects.clear_cache()
@@ -152,9 +155,7 @@ def test_every_value_of_a_bulk_write_has_its_own_nonce(tf: Tactful) -> None:
 def test_a_batch_wider_than_the_dek_cache_leaves_the_last_of_its_ciphers_cached(
     db_url: str, tmp_path: Path
 ) -> None:
-    with Tactful.open(
-        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=3
-    ) as tf:
+    with _with_cache(db_url, tmp_path, 3) as tf:
         users = [f"u{i}" for i in range(6)]
         subjects = tf._store.subjects
         with tf._store.begin() as conn:
@@ -173,9 +174,7 @@ def test_a_batch_wider_than_the_dek_cache_leaves_the_last_of_its_ciphers_cached(
 def test_a_bulk_write_wider_than_the_dek_cache_reads_back_none_of_the_keys_it_made(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Tactful.open(
-        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=3
-    ) as tf:
+    with _with_cache(db_url, tmp_path, 3) as tf:
         store = tf._store
         read: list[str] = []
         real = store.keystore.unwrap
@@ -207,9 +206,7 @@ def test_a_bulk_write_wider_than_the_dek_cache_reads_back_none_of_the_keys_it_ma
 def test_a_rolled_back_bulk_write_keeps_no_cipher_of_the_subjects_it_made(
     db_url: str, tmp_path: Path
 ) -> None:
-    with Tactful.open(
-        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=2
-    ) as tf:
+    with _with_cache(db_url, tmp_path, 2) as tf:
         store = tf._store
         with pytest.raises(RuntimeError), store.begin() as conn:
             store.subjects.resolve_many(conn, ["a", "b", "c", "d"])
@@ -263,9 +260,7 @@ def test_cached_and_bulk_data_keys_are_objects_the_garbage_collector_does_not_tr
 ) -> None:
     # A Python object per key (every class instance is tracked) outlived young collections on
     # bulk writes that miss the cache and set off full ones, each walking the whole process.
-    with Tactful.open(
-        db_url=db_url, key_file=tmp_path / "master.key", policies=POLICIES, dek_cache=4
-    ) as tf:
+    with _with_cache(db_url, tmp_path, 4) as tf:
         users = [f"u{i}" for i in range(8)]
         tf.events.record_batch([(u, "a", "view", None) for u in users])  # 8 new, 4 cached
         subjects = tf._store.subjects
