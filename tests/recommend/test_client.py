@@ -84,7 +84,9 @@ def _decisions(tf: Tactful) -> list[dict[str, object]]:
 @pytest.mark.parametrize(
     ("answer", "says"),
     [
-        ({"f": 1.0}, "the answer is a dict"),
+        (None, "the answer is a NoneType"),
+        ("f", "the answer is a str"),
+        ({"f": 1.0}, "item 1 is a str"),
         (["f"], "item 1 is a str"),
         ([ScoredItem("f", 1.0, "s", "x"), ("c", 1.0, "s")], "item 2 is a tuple"),
         ([ScoredItem(7, 1.0, "s", "x")], "item 1 has an item id"),  # type: ignore[arg-type]
@@ -132,12 +134,15 @@ def test_a_raising_recommender_reaches_the_caller_and_its_decision_is_recorded(
     assert last["items"] == len(recs.items)
 
 
-def test_an_app_answer_of_ints_numpy_floats_and_plain_tuples_is_taken(tf: Tactful) -> None:
+@pytest.mark.parametrize("container", [list, tuple, iter])
+def test_an_app_answer_of_ints_numpy_floats_and_plain_tuples_is_taken(
+    tf: Tactful, container: type
+) -> None:
     seed_small(tf)
-    tf.register_recommender(
-        Scripted([("f", np.float64(2.0), "scripted", "Why f."), ("c", 1, "scripted", "Why c.")]),
-        weight=5.0,
-    )
+    items = [("f", np.float64(2.0), "scripted", "Why f."), ("c", 1, "scripted", "Why c.")]
+    app = Scripted(None)
+    app.recommend = lambda view, k, exclude: container(items)  # type: ignore[method-assign]
+    tf.register_recommender(app, weight=5.0)
     recs = tf.recommend("u1", k=3)
     assert recs.item_ids[:2] == ["f", "c"]
     assert recs.items[0].explanation == "Why f." and isinstance(recs.items[1].score, float)

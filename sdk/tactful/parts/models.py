@@ -68,12 +68,13 @@ class AppRecommender:
 
 
 def checked_answer(name: str, answer: object) -> list[ScoredItem]:
-    """An app recommender's answer as ScoredItems, or a ValidationError saying what is wrong."""
+    """An app recommender's answer (a list, or any iterable of items) as a list of
+    ScoredItems, or a ValidationError saying what is wrong."""
     fix = (
         f"; recommender {name!r} must return a list of ScoredItem(item: str, score: float, "
         "signal: str, explanation: str)"
     )
-    if not isinstance(answer, (list, tuple)):
+    if isinstance(answer, (str, bytes)) or not isinstance(answer, Iterable):
         raise ValidationError(f"the answer is a {type(answer).__name__}{fix}")
     out: list[ScoredItem] = []
     for n, s in enumerate(answer, 1):
