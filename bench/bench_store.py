@@ -398,8 +398,9 @@ class Sides:
         self.procs: list[Any] = []
         for side, url in urls.items():
             mine, theirs = ctx.Pipe()
+            # Daemonic: if one side fails, the run stops instead of waiting on the other.
             proc = ctx.Process(
-                target=_serve, args=(side, url, str(home), n_users, n_events, theirs)
+                target=_serve, args=(side, url, str(home), n_users, n_events, theirs), daemon=True
             )
             proc.start()
             self.pipes[side] = mine
