@@ -14,6 +14,8 @@
     from a dict of its answers (no recommender cost, no eviction of the CPU's caches by it),
     and the gated call while another connection commits (a settings write before every 10th
     call), which on SQLite makes the next call of each user run the probe's statement again.
+    The probe's statement is also timed by itself (no memo) for a benchmark user and for a
+    user with 10,000 events: its cost must not grow with the history.
 (b) Policy decision alone: `evaluate` (the compiled default pack plus the statutory
     protections, narrowing, withholding and context filtering: everything but I/O) against a
     hand-written Python function that makes the same decisions for the default pack. Both are
@@ -41,11 +43,13 @@ from tactful.policy import CompiledPolicy, Decision, SubjectState, evaluate, loa
 from tactful.recommend import ItemItemRecommender, MinimizedView, ScoredItem, rerank
 from tactful.settings import Settings, pool_size
 from tactful.store import Connection, category_allowed
+from tactful.store.probe import probe as probe_statement
 
 REPO = Path(__file__).resolve().parents[1]
 ITEMS = 10_000
 CATEGORIES = 40
 PER_USER = 30
+HEAVY = 10_000  # events of the heavy user whose probe is timed
 K = 10
 
 
@@ -317,8 +321,22 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
         with store.begin() as conn:
             part_record(conn)
 
+    # The probe's statement itself (no memo), for a benchmark user and for a heavy user: its
+    # events' mark is one index seek, so the history's length must not show.
+    heavy = "heavy-user"
+    since = datetime.now(UTC) - timedelta(days=30)
+    tf.events.record_batch(
+        [(heavy, f"i{j % ITEMS}", "view", since + timedelta(seconds=j)) for j in range(HEAVY)]
+    )
+
+    def part_statement(user: str) -> Callable[[], object]:
+        ref = store.subjects.pseudonym(user)
+        return lambda: probe_statement(store.reads, ref, "popularity")
+
     parts = {
         "probe (subject, mark, epoch; SQLite: memo while quiet)": part_probe,
+        f"probe statement, a user with {PER_USER} events": part_statement(ids[1]),
+        f"probe statement, a user with {HEAVY:,} events": part_statement(heavy),
         "subject state read, cache miss (4 queries)": part_state_miss,
         "policy decision (evaluate)": part_decide,
         "minimized view, cache hit": part_view_hit,

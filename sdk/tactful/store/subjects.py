@@ -234,6 +234,7 @@ class Subjects:
         ciphers = {alias: data_aead(dek) for alias, dek in deks.items()}
         nonces = fresh_nonces(len(new))
         for i, (user, alias) in enumerate(new.items()):
+            nonce = nonces[12 * i : 12 * i + 12]
             rows.append(
                 {
                     "ref": refs[user],
@@ -241,9 +242,9 @@ class Subjects:
                     "status": "active",
                     "jurisdiction": users[user],
                     "created_at": stamp,
-                    "user_id_ct": nonces[12 * i : 12 * i + 12]
+                    "user_id_ct": nonce
                     + ciphers[alias].encrypt(
-                        nonces[12 * i : 12 * i + 12],
+                        nonce,
                         user.encode("utf-8"),
                         associated_data(refs[user], "subject", "user_id"),
                     ),
