@@ -386,15 +386,16 @@ class Tactful:
         """The plan of a call without an experiment, and its decision under a new id.
 
         A plan is a function of the cache entry (its subject's state under one policy), the
-        purpose, k, the context and the model fit, so it is kept in the entry's table (an
+        purpose, k, the context and the models' state (`Models.version`), so it is kept in
+        the entry's table (an
         unknown user's in the policy's, `Gate.memo`) under those: a repeated call makes only
         a new decision id. Only a context the gate accepted is ever a key; anything else
         misses and is refused by `Gate.decide_for`.
         """
-        gate, fits = self._gate, self._models.fits
+        gate, version = self._gate, self._models.version
         plans = gate.memo(entry, gate.policy)
         try:
-            key: object = ("plan", purpose, k, tuple(context.items()) if context else (), fits)
+            key: object = ("plan", purpose, k, tuple(context.items()) if context else (), version)
             plan = plans.get(key)
         except (AttributeError, TypeError):  # not a mapping, or an unhashable value
             key, plan = None, None

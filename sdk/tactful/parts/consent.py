@@ -198,7 +198,8 @@ class ConsentAPI(Part):
                 tf._gate.drop_segments(conn, subject, pid)
         if TRAINING_PURPOSE in receipt.purposes:
             if state != "given":
-                tf._models.forget(self._store.events.read(conn, subject), conn, learned=was_learned)
+                held = self._store.events.read_marked(conn, subject) if was_learned else None
+                tf._models.forget(subject.id, held, conn, learned=was_learned)
             else:
                 tf._models.bump(conn)
                 tf._models.mark_dirty()

@@ -86,7 +86,7 @@ class EventsAPI(Part):
         with store.begin() as conn:
             subjects = store.subjects.resolve_rows(conn, [row[0] for row in batch])
             n = store.events.record_rows(conn, batch, subjects)
-        self._tf._models.mark_dirty()
+        self._tf._models.events_written(row[0] for row in subjects.values())
         return n
 
     def record_many(self, user: str, events: Iterable[tuple[str, str, datetime | None]]) -> int:
@@ -95,7 +95,7 @@ class EventsAPI(Part):
         with self._store.begin() as conn:
             subject = self._store.subjects.get_or_create(conn, user)
             n = self._store.events.record_many(conn, subject, batch)
-        self._tf._models.mark_dirty()
+        self._tf._models.events_written((subject.id,))
         return n
 
 

@@ -22,6 +22,7 @@ from tactful.recommend import (
 )
 from tactful.store import (
     Connection,
+    MarkedEvents,
     StoredEvent,
     SubjectRef,
     now,
@@ -34,8 +35,27 @@ if TYPE_CHECKING:
     from tactful.client import Tactful
 
 
+# A catch-up of more subjects than CATCH_UP_MIN plus 1/CATCH_UP_SHARE of the trained ones is
+# left to a refit (see bench/RESULTS.md, "Learning a process's own events").
+CATCH_UP_MIN = 64
+CATCH_UP_SHARE = 10
+
+
 def interactions(events: Sequence[StoredEvent]) -> tuple[Interaction, ...]:
     return tuple(Interaction(item=e.item, kind=e.kind, ts=e.ts.timestamp()) for e in events)
+
+
+def _mark(held: MarkedEvents) -> tuple[int, int]:
+    """What a model learned of a subject: how many events, and the latest write number."""
+    return len(held.seqs), max(held.seqs, default=0)
+
+
+def _learned_part(held: MarkedEvents, mark: tuple[int, int]) -> list[StoredEvent] | None:
+    """The events of `held` a model learned under `mark`: those numbered up to its latest,
+    if they are as many as it learned; None if they are not (not what was learned)."""
+    count, last = mark
+    was = [e for e, seq in zip(held.events, held.seqs, strict=True) if seq <= last]
+    return was if len(was) == count else None
 
 
 class AppRecommender:
@@ -122,8 +142,15 @@ class Models:
     """The recommenders' learned state, fit on consented events, kept fresh across processes.
 
     A store-wide epoch (in tactful_meta) is bumped by every consent change and erasure; a
-    process refits when the epoch moved or when it recorded events itself. An erasure or a
+    process refits when the epoch moved. Events this process records are learned at its next
+    recommendation, subject by subject (`catch_up`), without a refit. An erasure or a
     withdrawal in this process unlearns the user's contribution at once.
+
+    What each trained subject contributed is known by a mark taken from the very rows the fit
+    (or a catch-up) read: how many events, and the latest write number among them. Events
+    are only ever added between refits (a deletion moves the epoch), so the events numbered
+    up to that latest are exactly the ones learned when they are as many as the mark says;
+    otherwise (on PostgreSQL an event numbered earlier may commit later) the process refits.
     """
 
     def __init__(self, tf: Tactful) -> None:
@@ -139,7 +166,12 @@ class Models:
         # writes nothing and moves no epoch, so the fit itself must notice the moment.
         self._lapse: datetime | None = None
         self._category_items: dict[str, frozenset[str]] = {}
-        self.fits = 0  # how many fits this process made (what is derived from a fit keys on it)
+        # Trained subject id -> (events learned, the latest write number among them).
+        self._learned: dict[int, tuple[int, int]] = {}
+        # Trained subjects this process wrote events for since they were last learned.
+        self._written: set[int] = set()
+        self.fits = 0  # full fits this process made
+        self.version = 0  # moved by every change of the learned state (derived results key on it)
 
     def bump(self, conn: Connection) -> None:
         """Move the store-wide epoch (inside the caller's transaction): others must refit."""
@@ -153,18 +185,35 @@ class Models:
             self._dirty = True
 
     def mark_dirty(self) -> None:
-        """This process wrote events: refit before the next recommendation."""
+        """This process changed what the models are fit from (catalog, recommenders, the
+        training set): refit before the next recommendation."""
         self._dirty = True
 
+    def events_written(self, subject_ids: Iterable[int]) -> None:
+        """This process committed events of these subjects: those the models learned are
+        learned again, with the new events, before the next recommendation (`catch_up`).
+        Past a share of the trained subjects a refit is the cheaper way, and is made instead."""
+        with self._lock:
+            if self._dirty:
+                return
+            learned = self._learned
+            self._written.update(s for s in subject_ids if s in learned)
+            if len(self._written) > CATCH_UP_MIN + len(learned) // CATCH_UP_SHARE:
+                self._dirty = True
+                self._written.clear()
+
     def ensure_fresh(self, epoch: str | None = None) -> None:
-        """Refit if this process's state is stale; `epoch` is the store's model epoch if the
-        caller read it already (the gate's probe does), else it is read now."""
+        """Refit if this process's state is stale, or learn its own new events; `epoch` is
+        the store's model epoch if the caller read it already (the gate's probe does), else
+        it is read now."""
         if epoch is None:
             with self._tf._store.read() as conn:
                 epoch = self._read_epoch(conn)
         lapsed = self._lapse is not None and now() >= self._lapse
         if self._dirty or epoch != self._epoch or lapsed:
             self.fit()
+        elif self._written:
+            self.catch_up()
 
     def fit(self) -> None:
         """Refit both recommenders from consented users' events."""
@@ -178,9 +227,11 @@ class Models:
             # guardian's, their events stay out of everyone's models, as out of their own.
             children = _children_without_authorization(self._tf, conn, ids)
             ids = [i for i in ids if i not in children]
-            bundles = [
-                list(interactions(evs)) for _, evs in self._tf._store.events.bundles(conn, ids)
-            ]
+            learned = dict.fromkeys(ids, (0, 0))
+            bundles = []
+            for sid, marked in self._tf._store.events.marked_bundles(conn, ids):
+                bundles.append(list(interactions(marked.events)))
+                learned[sid] = _mark(marked)
             items = self._tf._store.catalog.all(conn)
             catalog = [CatalogItem(i.item_id, i.title, i.categories, i.attributes) for i in items]
             self.hybrid.fit(bundles, catalog)  # every component: popularity, item-item, ...
@@ -190,24 +241,76 @@ class Models:
                     by_cat.setdefault(c, set()).add(i.item_id)
             self._category_items = {c: frozenset(v) for c, v in by_cat.items()}
             self.fits += 1
+            self.version += 1
+            self._learned, self._written = learned, set()
             self._epoch, self._dirty, self._lapse = epoch, False, in_force.next_expiry
 
+    def catch_up(self) -> None:
+        """Learn the events this process wrote since the subjects were last learned: each
+        subject's contribution is forgotten as learned and learned again with all its events
+        (every recommender's `forget` is exact), one read of those subjects' events.
+
+        The epoch is read after the events: if it has not moved, no consent, restriction or
+        erasure reached the store before the events were read, so the subjects were still
+        in the training set. Anything else (the epoch moved, a mark that no longer matches
+        the rows) refits instead.
+        """
+        with self._lock:
+            if not self._written or self._dirty:
+                return
+            ids = sorted(self._written)
+            store = self._tf._store
+            with store.read() as conn:
+                found = dict(store.events.marked_bundles(conn, ids))
+                epoch = self._read_epoch(conn)
+            if epoch != self._epoch:
+                self.fit()
+                return
+            steps = []
+            for sid in ids:
+                now_held = found.get(sid, MarkedEvents([], []))
+                was = _learned_part(now_held, self._learned[sid])
+                if was is None:
+                    self.fit()
+                    return
+                steps.append((sid, was, now_held))
+            for sid, was, now_held in steps:
+                if was:
+                    self.hybrid.forget(list(interactions(was)))
+                if now_held.events:
+                    self.hybrid.learn(list(interactions(now_held.events)))
+                self._learned[sid] = _mark(now_held)
+            self._written = set()
+            self.version += 1
+
     def forget(
-        self, events: Sequence[StoredEvent] | None, conn: Connection, *, learned: bool
+        self,
+        subject_id: int,
+        held: MarkedEvents | None,
+        conn: Connection,
+        *,
+        learned: bool,
     ) -> None:
         """Unlearn one contributor now (if it was learned), and tell other processes to refit.
 
-        `learned` says whether the contributor's consent was in force, i.e. whether the current
-        state includes them. If this process's state is stale, or the events can no longer be
-        read (None: the key was shredded by an interrupted erasure), it is refit instead.
+        `held` are the subject's events as the store holds them now (None: the key was
+        shredded by an interrupted erasure, they can no longer be read); `learned` says
+        whether the contributor's consent was in force, i.e. whether the current state
+        includes them. What is forgotten is what was learned (the subject's mark, see the
+        class docstring); if that cannot be told, or this process's state is stale, it
+        refits instead.
         """
         with self._lock:
-            bundle = list(interactions(events or ()))
+            mark = self._learned.pop(subject_id, None)
+            self._written.discard(subject_id)
             fresh = not self._dirty and self._read_epoch(conn) == self._epoch
-            if fresh and learned and events is None:
-                self._dirty = True
-            elif fresh and learned and bundle:
-                self.hybrid.forget(bundle)
+            if fresh and learned:
+                was = None if held is None or mark is None else _learned_part(held, mark)
+                if was is None:
+                    self._dirty = True
+                elif was:
+                    self.hybrid.forget(list(interactions(was)))
+                    self.version += 1
             elif not fresh:
                 self._dirty = True
             self.bump(conn)

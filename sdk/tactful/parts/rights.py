@@ -136,7 +136,7 @@ class RightsAPI(Part):
                 erased = tf._rights.erase(
                     conn, subject, request_id, learned=learned, link=bool(self._hooks)
                 )
-                tf._models.forget(erased.events, conn, learned=learned)
+                tf._models.forget(subject.id, erased.events, conn, learned=learned)
                 receipt, alias = erased.receipt, erased.alias
         if subject is not None:  # their decrypted state leaves this process's memory now
             tf._gate.cache.evict(subject.id)
@@ -256,8 +256,8 @@ class RightsAPI(Part):
             learned = consents_to_training(tf, conn, subject)
             changed = tf._rights.controls.set_restricted(conn, subject, True)
             if changed:
-                events = self._store.events.read(conn, subject) if learned else []
-                tf._models.forget(events, conn, learned=learned)
+                events = self._store.events.read_marked(conn, subject) if learned else None
+                tf._models.forget(subject.id, events, conn, learned=learned)
             return tf._rights.requests.complete(conn, rid, {"restricted": True})
 
     def unrestrict(self, user: str) -> bool:
@@ -284,8 +284,8 @@ class RightsAPI(Part):
             added = tf._rights.controls.object(conn, subject, purpose)
             tf._gate.drop_segments(conn, subject, purpose)  # inferred for it: no longer held
             if added and purpose == TRAINING_PURPOSE:
-                events = self._store.events.read(conn, subject) if learned else []
-                tf._models.forget(events, conn, learned=learned)
+                events = self._store.events.read_marked(conn, subject) if learned else None
+                tf._models.forget(subject.id, events, conn, learned=learned)
             return tf._rights.requests.complete(conn, rid, {"objection": purpose})
 
     def lift_objection(self, user: str, purpose: str) -> bool:

@@ -135,7 +135,7 @@ class Rights:
         rid = self.start(conn, subject, "erasure", request_id)
         store = self._store
         resumed = not store.subjects.aeads_of([subject])  # the key is gone already
-        events = (None if resumed else store.events.read(conn, subject)) if learned else []
+        events = (None if resumed else store.events.read_marked(conn, subject)) if learned else None
         withdrawn = tuple(
             sorted(p for p, c in self._ledger.status(conn, subject).items() if c.given)
         )

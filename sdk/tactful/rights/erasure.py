@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from tactful.audit import AuditLog
-from tactful.store import StoredEvent, SubjectRef, now
+from tactful.store import MarkedEvents, SubjectRef, now
 from tactful.store.purge import count_rows, purge_rows
 from tactful.store.tables import ErasureJournal, RightsRequest, table_of
 
@@ -110,7 +110,7 @@ class Erased:
 
     receipt: ErasureReceipt
     alias: str
-    events: list[StoredEvent] | None
+    events: MarkedEvents | None
 
 
 class Journal:

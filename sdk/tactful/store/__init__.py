@@ -14,7 +14,15 @@ from tactful.store.keystore import ORPHAN_GRACE, KeyStatus, KeyStore, RotationRe
 from tactful.store.migrate import prepare
 from tactful.store.probe import Probe, probe
 from tactful.store.quiet import Quiet
-from tactful.store.records import Catalog, Events, Profiles, StoredEvent, StoredItem, upsert
+from tactful.store.records import (
+    Catalog,
+    Events,
+    MarkedEvents,
+    Profiles,
+    StoredEvent,
+    StoredItem,
+    upsert,
+)
 from tactful.store.retention import RetentionReport, run_retention
 from tactful.store.schema import FieldSpec, ProfileSchema, category_allowed
 from tactful.store.subjects import CIPHER_CACHE, SubjectRef, Subjects, check_user_id
@@ -33,6 +41,7 @@ __all__ = [
     "FieldSpec",
     "KeyStatus",
     "KeyStore",
+    "MarkedEvents",
     "Probe",
     "ProfileSchema",
     "Profiles",

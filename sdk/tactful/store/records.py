@@ -117,6 +117,14 @@ class StoredEvent(NamedTuple):
     ts: datetime
 
 
+class MarkedEvents(NamedTuple):
+    """A subject's events, oldest first, and each one's write number (`store.sequence`) in
+    the same order (0 for a row without one)."""
+
+    events: list[StoredEvent]
+    seqs: list[int]
+
+
 @dataclass(frozen=True, slots=True)
 class StoredItem:
     """A catalog item as stored."""
@@ -544,18 +552,29 @@ class Events:
         Reads in chunks of subjects, one query each, unwrapping each DEK once; subjects
         without events (or erased meanwhile) are skipped.
         """
+        for sid, marked in self.marked_bundles(conn, subject_ids):
+            yield sid, marked.events
+
+    def marked_bundles(
+        self, conn: Connection, subject_ids: Sequence[int]
+    ) -> Iterator[tuple[int, MarkedEvents]]:
+        """`bundles`, each event with its write number (`store.sequence`): what a model that
+        learned a subject's events needs to know later which of them it learned.
+
+        Each subject's events come from one statement, so they are one consistent set.
+        """
         ids = list(subject_ids)
         parse = _ts_parser(conn)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             keyed = self._subjects.aeads_for(conn, chunk)
             result = conn.execute(
-                select(_event.c.subject_id, _event.c.id, _TS_RAW, _event.c.ciphertext)
+                select(_event.c.subject_id, _event.c.id, _TS_RAW, _event.c.ciphertext, _event.c.seq)
                 .where(_event.c.subject_id.in_(list(keyed)))
                 .order_by(_event.c.subject_id, _event.c.ts, _event.c.id)
             )
             current: int | None = None
-            group: list[Any] = []  # rows (subject_id, id, ts, ciphertext) of one subject
+            group: list[Any] = []  # rows (subject_id, id, ts, ciphertext, seq) of one subject
             for rows in result.partitions(1000):
                 for row in rows:
                     if row[0] != current:
@@ -566,12 +585,19 @@ class Events:
             if group:
                 yield group[0][0], self._open_group(keyed, group, parse)
 
+    def read_marked(self, conn: Connection, subject: SubjectRef) -> MarkedEvents:
+        """All of the subject's events, oldest first, with their write numbers (see
+        `marked_bundles`); none if the subject has no events or no key."""
+        for _sid, marked in self.marked_bundles(conn, [subject.id]):
+            return marked
+        return MarkedEvents([], [])
+
     @staticmethod
     def _open_group(
         keyed: Mapping[int, tuple[str, Aead]],
         group: list[Any],
         parse: Callable[[Any], datetime],
-    ) -> list[StoredEvent]:
+    ) -> MarkedEvents:
         # One subject's events of a bulk read: decrypted in one call, format 2 decoded inline.
         ref, aead = keyed[group[0][0]]
         prefix = associated_data(ref, "event", "")
@@ -588,7 +614,7 @@ class Events:
             else:
                 item, kind = decode_event(payload)
             append(new(StoredEvent, (item, kind, parse(row[2]))))
-        return out
+        return MarkedEvents(out, [row[4] or 0 for row in group])
 
 
 class Catalog:
