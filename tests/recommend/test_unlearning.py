@@ -139,3 +139,46 @@ def test_hybrid_forget_answers_like_a_refit_without_the_forgotten(steps: list[ob
             (s.item, s.signal, s.explanation) for s in want
         ]
         assert np.allclose([s.score for s in got], [s.score for s in want], atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=steps_st, dense=st.booleans())
+def test_item_item_answers_like_a_refit_after_every_change_while_it_keeps_similarity_rows(
+    steps: list[object], dense: bool
+) -> None:
+    """A change drops only the similarity rows it can move: the rows kept from earlier
+    answers must still be a refit's."""
+    catalog = [CatalogItem(i) for i in ITEMS[:5]]
+    views = [
+        MinimizedView(history=(Interaction("i0"), Interaction("i1"))),
+        MinimizedView(history=(Interaction("i6"),)),
+        MinimizedView(history=(Interaction("i3"), Interaction("i7"), Interaction("i2"))),
+    ]
+    limit, pending = itemitem_module.DENSE_MAX, itemitem_module.PENDING_MAX
+    itemitem_module.DENSE_MAX = limit if dense else 2  # the sparse path for small catalogs
+    itemitem_module.PENDING_MAX = 3  # the sparse path also adds what waits, now and then
+    try:
+        model = ItemItemRecommender(neighbors=2, shrinkage=1.0)
+        model.fit([], catalog)
+        kept: list[list[Interaction]] = []
+        for step in steps:
+            _replay_one(model, kept, step)
+            refit = ItemItemRecommender(neighbors=2, shrinkage=1.0)
+            refit.fit(kept, catalog)
+            for view in views:
+                got = model.recommend(view, 4, frozenset())
+                want = refit.recommend(view, 4, frozenset())
+                assert [(s.item, s.explanation) for s in got] == [
+                    (s.item, s.explanation) for s in want
+                ]
+                assert np.allclose([s.score for s in got], [s.score for s in want], atol=1e-9)
+    finally:
+        itemitem_module.DENSE_MAX, itemitem_module.PENDING_MAX = limit, pending
+
+
+def _replay_one(model: ItemItemRecommender, kept: list[list[Interaction]], step: object) -> None:
+    if isinstance(step, list):
+        model.learn(step)
+        kept.append(step)
+    elif kept:
+        model.forget(kept.pop(int(step) % len(kept)))  # type: ignore[call-overload]

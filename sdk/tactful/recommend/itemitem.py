@@ -12,6 +12,9 @@ from tactful.recommend.types import CatalogItem, Interaction, MinimizedView, Sco
 # Up to this many items the counts live in a dense float64 matrix (4096² is 128 MiB; ML-100K's
 # 1682 items take 22 MiB): one contributor is then an O(m²) in-place update for m items.
 DENSE_MAX = 4096
+# Above it, contributors learned or forgotten wait in a list that count rows are read
+# through, and are added into the sparse matrix (O(its nonzeros)) once this many wait.
+PENDING_MAX = 64
 
 
 class ItemItemRecommender:
@@ -22,9 +25,11 @@ class ItemItemRecommender:
     C_ij / (sqrt(C_ii C_jj) + shrinkage), keeping each item's `neighbors` most similar items
     (and any tied with the last). `learn`/`forget` add/subtract one contributor's outer
     product xxᵀ in O(m²) for m items, so the state equals a refit without that contributor;
-    similarity rows are computed lazily for the items a query needs and dropped when the
-    counts change. With `history_half_life` (in events), a history item's vote halves for
-    every that many later events, so recent taste weighs more.
+    similarity rows are computed lazily for the items a query needs, and a change drops only
+    the rows it can move: those of the contributor's items and of the items co-occurring
+    with them (no other C_ij or C_jj changed). With `history_half_life` (in events), a
+    history item's vote halves for every that many later events, so recent taste weighs
+    more.
     """
 
     name = "item_item"
@@ -48,6 +53,7 @@ class ItemItemRecommender:
         self._dense: np.ndarray | None = np.zeros((0, 0))
         self._sparse = sp.csr_matrix((0, 0), dtype=np.float64)
         self._pending: list[tuple[np.ndarray, float]] = []
+        self._diag = np.zeros(0)  # C's diagonal, kept up to date in both layouts
         self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _indices(self, bundle: Sequence[Interaction], grow: bool) -> np.ndarray:
@@ -63,6 +69,8 @@ class ItemItemRecommender:
 
     def _grow(self) -> None:
         n = len(self.items)
+        if self._diag.size < n:
+            self._diag = np.concatenate([self._diag, np.zeros(n - self._diag.size)])
         if self._dense is not None:
             if n > DENSE_MAX:
                 self._sparse = sp.csr_matrix(self._dense)
@@ -103,17 +111,41 @@ class ItemItemRecommender:
             shape=(len(bundles), n),
         )
         cooc = (x.T @ x).tocsr()
+        self._diag = np.asarray(cooc.diagonal(), dtype=np.float64)
         if n <= DENSE_MAX:
             self._dense, self._sparse = cooc.toarray(), sp.csr_matrix((0, 0))
         else:
             self._dense, self._sparse = None, cooc
 
     def _update(self, idx: np.ndarray, sign: float) -> None:
+        self._drop_rows(idx)
+        self._diag[idx] += sign
         if self._dense is not None:
             self._dense[np.ix_(idx, idx)] += sign
         else:
             self._pending.append((idx, sign))
-        self._rows = {}
+            if len(self._pending) > PENDING_MAX:
+                self._flush()
+
+    def _drop_rows(self, idx: np.ndarray) -> None:
+        """Forget the similarity rows a change of C on idx x idx can move: those of idx, and
+        of every item with C_rj != 0 for some j in idx (C_jj is in its denominators)."""
+        rows = self._rows
+        if not rows:
+            return
+        hit = np.zeros(len(self.items), dtype=bool)
+        hit[idx] = True
+        if self._dense is not None:
+            hit |= self._dense[idx].any(axis=0)
+        else:
+            mine = hit.copy()
+            hit[self._sparse[idx].indices] = True
+            for waiting, _ in self._pending:
+                if mine[waiting].any():
+                    hit[waiting] = True
+        keys = np.fromiter(rows, dtype=np.int64, count=len(rows))
+        for r in keys[hit[keys]].tolist():
+            del rows[r]
 
     def _flush(self) -> None:
         if not self._pending:
@@ -147,23 +179,21 @@ class ItemItemRecommender:
         self._flush()
         return self._sparse.copy()
 
-    def _diagonal(self) -> np.ndarray:
-        if self._dense is not None:
-            return np.asarray(np.diagonal(self._dense))
-        self._flush()
-        return np.asarray(self._sparse.diagonal())
-
     def _count_rows(self, rows: np.ndarray) -> np.ndarray:
         if self._dense is not None:
             return np.asarray(self._dense[rows])
-        self._flush()
-        return np.asarray(self._sparse[rows].toarray())
+        out = np.asarray(self._sparse[rows].toarray())
+        for idx, sign in self._pending:  # read through what waits to be added
+            at = np.flatnonzero(np.isin(rows, idx))
+            if at.size:
+                out[np.ix_(at, idx)] += sign
+        return out
 
     def neighbors_of(self, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each item row, its top `neighbors` (indices, similarities), similarity > 0."""
         missing = np.asarray([r for r in rows if int(r) not in self._rows], dtype=np.int64)
         if missing.size:
-            diag = self._diagonal()
+            diag = self._diag
             counts = self._count_rows(missing)
             denom = np.sqrt(diag[missing, None] * diag[None, :]) + self.shrinkage
             sims = np.divide(counts, denom, out=np.zeros_like(counts), where=denom > 0)
