@@ -14,6 +14,8 @@
     from a dict of its answers (no recommender cost, no eviction of the CPU's caches by it),
     and the gated call while another connection commits (a settings write before every 10th
     call), which on SQLite makes the next call of each user run the probe's statement again.
+    The gated call right after the user recorded an event in this process, against a refit
+    (what that call cost when a process's own events made it refit).
     The probe's statement is also timed by itself (no memo) for a benchmark user and for a
     user with 10,000 events: its cost must not grow with the history.
 (b) Policy decision alone: `evaluate` (the compiled default pack plus the statutory
@@ -256,6 +258,20 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
         busy += timed(lambda u=u: tf.recommend(ids[u], k=K, context=ctx), 1, busy_cpu)
     tf.audit.flush()
 
+    # A call right after the user recorded an event in this process (the common flow: the
+    # user watched something, the app asks what next). The probe's mark moved, so the user's
+    # state is read again, and the models learn the user again at this call
+    # (`Models.catch_up`); before, this call was a full refit, timed below for comparison.
+    fresh: list[float] = []
+    fresh_cpu: list[float] = []
+    for j in range(min(len(ids), calls // 5)):
+        user = ids[(j * 997) % len(ids)]
+        tf.events.record(user, f"i{(j * 7919) % ITEMS}", "view")
+        fresh += timed(lambda u=user: tf.recommend(u, k=K, context=ctx), 1, fresh_cpu)
+    tf.audit.flush()
+    refit_cpu: list[float] = []
+    refits = timed(tf.train, 3, refit_cpu)
+
     # An unknown user (no data held): the non-personalized list, against the popularity
     # recommender called directly.
     popularity = models.popularity
@@ -375,6 +391,16 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
             statistics.median(busy_cpu),
         ),
         (
+            f"gated, right after the user recorded an event ({len(fresh)} calls)",
+            statistics.median(fresh),
+            statistics.median(fresh_cpu),
+        ),
+        (
+            f"a refit (tf.train, {store.dialect}, {len(ids)} users)",
+            statistics.median(refits),
+            statistics.median(refit_cpu),
+        ),
+        (
             "direct popularity recommend (k=10)",
             statistics.median(popular),
             statistics.median(popular_cpu),
@@ -395,6 +421,11 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int) -> None:
     print(
         f"  gated throughput / the same direct call: {100 * h / g:5.1f} % wall, "
         f"{100 * hc / gc:5.1f} % CPU"
+    )
+    fr, rf = statistics.median(fresh), statistics.median(refits)
+    print(
+        f"  right after an event: gated call {fr / 1000:.2f} ms against a refit "
+        f"{rf / 1000:.1f} ms (what that call cost before): {rf / fr:.0f}x less"
     )
     sg, sd = statistics.median(sustained), statistics.median(sustained_direct)
     print(

@@ -182,3 +182,31 @@ def _replay_one(model: ItemItemRecommender, kept: list[list[Interaction]], step:
         kept.append(step)
     elif kept:
         model.forget(kept.pop(int(step) % len(kept)))  # type: ignore[call-overload]
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=steps_st, neighbors=st.integers(min_value=1, max_value=9))
+def test_sparse_and_dense_layouts_find_the_same_neighbors(
+    steps: list[object], neighbors: int
+) -> None:
+    """The sparse layout computes similarities over each row's nonzero counts only; its
+    neighbor sets (ties at the k-th included) and similarities are the dense layout's."""
+    catalog = [CatalogItem(i) for i in ITEMS[:5]]
+    models = []
+    limit, pending = itemitem_module.DENSE_MAX, itemitem_module.PENDING_MAX
+    try:
+        for dense_max in (limit, 2):
+            itemitem_module.DENSE_MAX, itemitem_module.PENDING_MAX = dense_max, 3
+            model = ItemItemRecommender(neighbors=neighbors, shrinkage=0.5)
+            model.fit([], catalog)
+            _replay(model, steps)
+            models.append(model)
+    finally:
+        itemitem_module.DENSE_MAX, itemitem_module.PENDING_MAX = limit, pending
+    dense, sparse = models
+    assert dense._dense is not None and sparse._dense is None
+    assert dense.items == sparse.items
+    rows = np.arange(len(dense.items), dtype=np.int64)
+    for (di, ds), (si, ss) in zip(dense.neighbors_of(rows), sparse.neighbors_of(rows), strict=True):
+        assert di.tolist() == si.tolist()
+        assert ds.tolist() == ss.tolist()

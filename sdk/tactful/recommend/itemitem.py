@@ -193,20 +193,61 @@ class ItemItemRecommender:
         """For each item row, its top `neighbors` (indices, similarities), similarity > 0."""
         missing = np.asarray([r for r in rows if int(r) not in self._rows], dtype=np.int64)
         if missing.size:
-            diag = self._diag
-            counts = self._count_rows(missing)
-            denom = np.sqrt(diag[missing, None] * diag[None, :]) + self.shrinkage
-            sims = np.divide(counts, denom, out=np.zeros_like(counts), where=denom > 0)
-            sims[np.arange(missing.size), missing] = 0.0
-            k = min(self.neighbors, sims.shape[1])
-            for n, r in enumerate(missing):
-                row = sims[n]
-                # Items tied with the k-th similarity are all kept: the neighbor set must not
-                # depend on the order in which items were first learned.
-                kth = -np.partition(-row, k - 1)[k - 1] if k < row.size else 0.0
-                top = np.flatnonzero((row >= kth) & (row > 0))
-                self._rows[int(r)] = (top, row[top])
+            k = min(self.neighbors, len(self.items))
+            if self._dense is None:
+                self._sparse_neighbors(missing, k)
+            else:
+                self._dense_neighbors(missing, k)
         return [self._rows[int(r)] for r in rows]
+
+    def _dense_neighbors(self, missing: np.ndarray, k: int) -> None:
+        diag = self._diag
+        counts = self._count_rows(missing)
+        denom = np.sqrt(diag[missing, None] * diag[None, :]) + self.shrinkage
+        sims = np.divide(counts, denom, out=np.zeros_like(counts), where=denom > 0)
+        sims[np.arange(missing.size), missing] = 0.0
+        for n, r in enumerate(missing):
+            row = sims[n]
+            # Items tied with the k-th similarity are all kept: the neighbor set must not
+            # depend on the order in which items were first learned.
+            kth = -np.partition(-row, k - 1)[k - 1] if k < row.size else 0.0
+            top = np.flatnonzero((row >= kth) & (row > 0))
+            self._rows[int(r)] = (top, row[top])
+
+    def _sparse_neighbors(self, missing: np.ndarray, k: int) -> None:
+        # The same similarities and neighbor sets as the dense rows, computed over each row's
+        # nonzero counts only (a zero count is a zero similarity, never a neighbor): a row
+        # costs its co-occurring items, not the catalog.
+        counts = self._sparse[missing]
+        if self._pending:  # read through what waits to be added
+            at_rows, at_cols, signs = [], [], []
+            for idx, sign in self._pending:
+                at = np.flatnonzero(np.isin(missing, idx))
+                if at.size:
+                    at_rows.append(np.repeat(at, idx.size))
+                    at_cols.append(np.tile(idx, at.size))
+                    signs.append(np.full(at.size * idx.size, sign))
+            if at_rows:
+                delta = sp.csr_matrix(
+                    (np.concatenate(signs), (np.concatenate(at_rows), np.concatenate(at_cols))),
+                    shape=counts.shape,
+                )
+                counts = counts + delta
+        counts = sp.csr_matrix(counts)
+        counts.sum_duplicates()  # canonical: column indices sorted within each row
+        diag = self._diag
+        for n, r in enumerate(missing):
+            lo, hi = counts.indptr[n], counts.indptr[n + 1]
+            cols, values = counts.indices[lo:hi], counts.data[lo:hi]
+            denom = np.sqrt(diag[r] * diag[cols]) + self.shrinkage
+            sims = np.divide(values, denom, out=np.zeros_like(values), where=denom > 0)
+            sims[cols == r] = 0.0
+            positive = sims > 0
+            kth = 0.0
+            if k < len(self.items) and np.count_nonzero(positive) >= k:
+                kth = -np.partition(-sims, k - 1)[k - 1]
+            keep = (sims >= kth) & positive
+            self._rows[int(r)] = (cols[keep].astype(np.int64), sims[keep])
 
     def history_weights(self, history: Sequence[Interaction]) -> dict[int, float]:
         """Each known history item's vote: 1, or halved per `history_half_life` later events."""
