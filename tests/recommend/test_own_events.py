@@ -71,14 +71,19 @@ def items_of(rec: Bundles) -> list[list[str]]:
     return sorted(sorted(i.item for i in b) for b in rec.held)
 
 
-def test_events_recorded_here_are_learned_at_the_next_call_without_a_refit(
-    tf: Tactful, db_url: str, tmp_path: Path
-) -> None:
+def fitted(tf: Tactful) -> tuple[Bundles, int]:
+    """The small store, a recorder registered, the models fit; the recorder and fit count."""
     seed_small(tf)
     rec = Bundles()
     tf.register_recommender(rec)
     tf.recommend("u1", k=6)
-    fits = tf._models.fits
+    return rec, tf._models.fits
+
+
+def test_events_recorded_here_are_learned_at_the_next_call_without_a_refit(
+    tf: Tactful, db_url: str, tmp_path: Path
+) -> None:
+    rec, fits = fitted(tf)
     tf.events.record("u1", "d")  # a new item for u1: co-occurs with a, b, e from now on
     tf.events.record_many("u2", [("f", "view", None), ("a", "like", None)])
     tf.events.record_batch([("u4", "c", "view", None), ("u1", "c", "view", None)])
@@ -106,11 +111,7 @@ def test_events_of_users_the_models_did_not_learn_change_nothing(tf: Tactful) ->
 def test_withdrawal_here_forgets_only_what_was_learned_when_another_process_added_events(
     tf: Tactful, other: Tactful, db_url: str, tmp_path: Path
 ) -> None:
-    seed_small(tf)
-    rec = Bundles()
-    tf.register_recommender(rec)
-    tf.recommend("u1", k=6)
-    fits = tf._models.fits
+    rec, fits = fitted(tf)
     other.events.record("u1", "d")  # tf never learned this one
     tf.consent.withdraw("u1", ["personalization"])
     assert tf._models.fits == fits, "unlearned in place, not refit"

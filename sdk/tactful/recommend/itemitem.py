@@ -55,6 +55,7 @@ class ItemItemRecommender:
         self._pending: list[tuple[np.ndarray, float]] = []
         self._diag = np.zeros(0)  # C's diagonal, kept up to date in both layouts
         self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._changes = 0  # moved by every learn, forget and fit: rows made before are not kept
 
     def _indices(self, bundle: Sequence[Interaction], grow: bool) -> np.ndarray:
         ids = []
@@ -88,6 +89,7 @@ class ItemItemRecommender:
     def fit(self, bundles: Sequence[Sequence[Interaction]], catalog: Sequence[CatalogItem]) -> None:
         """Build the co-occurrence counts from scratch."""
         self.index, self.items, self._pending, self._rows = {}, [], [], {}
+        self._changes += 1
         self.titles = {c.item_id: c.title for c in catalog if c.title}
         for c in catalog:
             if c.item_id not in self.index:
@@ -118,6 +120,7 @@ class ItemItemRecommender:
             self._dense, self._sparse = None, cooc
 
     def _update(self, idx: np.ndarray, sign: float) -> None:
+        self._changes += 1
         self._drop_rows(idx)
         self._diag[idx] += sign
         if self._dense is not None:
@@ -191,16 +194,31 @@ class ItemItemRecommender:
 
     def neighbors_of(self, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each item row, its top `neighbors` (indices, similarities), similarity > 0."""
-        missing = np.asarray([r for r in rows if int(r) not in self._rows], dtype=np.int64)
+        # Read into a dict of its own: another thread's learn or forget may drop rows from
+        # the cache meanwhile, which must not fail this call; rows made while one ran are
+        # not kept.
+        found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        cached, changes = self._rows, self._changes
+        for r in rows.tolist():
+            row = cached.get(r)
+            if row is not None:
+                found[r] = row
+        missing = np.asarray([r for r in rows.tolist() if r not in found], dtype=np.int64)
         if missing.size:
             k = min(self.neighbors, len(self.items))
             if self._dense is None:
-                self._sparse_neighbors(missing, k)
+                made = self._sparse_neighbors(missing, k)
             else:
-                self._dense_neighbors(missing, k)
-        return [self._rows[int(r)] for r in rows]
+                made = self._dense_neighbors(missing, k)
+            found.update(made)
+            if changes == self._changes:
+                cached.update(made)
+        return [found[r] for r in rows.tolist()]
 
-    def _dense_neighbors(self, missing: np.ndarray, k: int) -> None:
+    def _dense_neighbors(
+        self, missing: np.ndarray, k: int
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        made = {}
         diag = self._diag
         counts = self._count_rows(missing)
         denom = np.sqrt(diag[missing, None] * diag[None, :]) + self.shrinkage
@@ -212,9 +230,12 @@ class ItemItemRecommender:
             # depend on the order in which items were first learned.
             kth = -np.partition(-row, k - 1)[k - 1] if k < row.size else 0.0
             top = np.flatnonzero((row >= kth) & (row > 0))
-            self._rows[int(r)] = (top, row[top])
+            made[int(r)] = (top, row[top])
+        return made
 
-    def _sparse_neighbors(self, missing: np.ndarray, k: int) -> None:
+    def _sparse_neighbors(
+        self, missing: np.ndarray, k: int
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         # The same similarities and neighbor sets as the dense rows, computed over each row's
         # nonzero counts only (a zero count is a zero similarity, never a neighbor): a row
         # costs its co-occurring items, not the catalog.
@@ -236,6 +257,7 @@ class ItemItemRecommender:
         counts = sp.csr_matrix(counts)
         counts.sum_duplicates()  # canonical: column indices sorted within each row
         diag = self._diag
+        made = {}
         for n, r in enumerate(missing):
             lo, hi = counts.indptr[n], counts.indptr[n + 1]
             cols, values = counts.indices[lo:hi], counts.data[lo:hi]
@@ -247,7 +269,8 @@ class ItemItemRecommender:
             if k < len(self.items) and np.count_nonzero(positive) >= k:
                 kth = -np.partition(-sims, k - 1)[k - 1]
             keep = (sims >= kth) & positive
-            self._rows[int(r)] = (cols[keep].astype(np.int64), sims[keep])
+            made[int(r)] = (cols[keep].astype(np.int64), sims[keep])
+        return made
 
     def history_weights(self, history: Sequence[Interaction]) -> dict[int, float]:
         """Each known history item's vote: 1, or halved per `history_half_life` later events."""
