@@ -629,8 +629,9 @@ class Tactful:
         history: tuple[Interaction, ...] = ()
         cats = {store.profiles.schema.category(n) for n in fields}
         if category_allowed(store.events.category, decision.read):
-            if entry.history is None:
-                entry.history = interactions(store.events.read(read(), subject))
+            if entry.history is None or entry.history_stale:
+                _read_history(store, read(), entry)
+            assert entry.history is not None
             history = entry.history
             if history:
                 cats.add(store.events.category)
@@ -640,6 +641,28 @@ class Tactful:
         return MinimizedView(
             fields=fields, history=history, context=allowed, categories_read=frozenset(cats)
         )
+
+
+def _read_history(store: Store, conn: Connection, entry: CachedSubject) -> None:
+    """Read the entry's history: whole, or (`history_stale`: events were added since) only
+    the events numbered above the latest it holds, appended when they all come after it in
+    the history's order (time, then row id); otherwise, a backdated event among them, whole."""
+    subject = entry.subject
+    if entry.history is not None and entry.history_stale:
+        added = store.events.read_marked(conn, subject, after=entry.history_seq)
+        last = entry.history[-1].ts if entry.history else None
+        if not added.events:
+            entry.history_stale = False
+            return
+        if last is None or added.events[0].ts.timestamp() > last:
+            entry.history = entry.history + interactions(added.events)
+            entry.history_seq = max(entry.history_seq, *added.seqs)
+            entry.history_stale = False
+            return
+    held = store.events.read_marked(conn, subject)
+    entry.history = interactions(held.events)
+    entry.history_seq = max(held.seqs, default=0)
+    entry.history_stale = False
 
 
 def _dp_popular(

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import event
 
 from tactful import ConfigurationError, Recommendations, Tactful
+from tactful.parts.models import interactions
 from tactful.policy.cache import SubjectCache, expiry
 from tactful.store.probe import _compiled as probe_sql
 from tests.conftest import POLICIES, seed_small
@@ -134,6 +135,48 @@ def test_the_probes_events_mark_is_an_index_seek_not_a_count(tf: Tactful) -> Non
             ]
         on_events = [step for step in plan if " event " in f" {step} "]
         assert on_events and all("ix_event_subject_seq" in step for step in on_events), plan
+
+
+def test_events_added_elsewhere_keep_the_users_state_and_only_they_are_read(
+    tf: Tactful, other: Tactful
+) -> None:
+    seed_small(tf)
+    assert "c" in tf.recommend("u1", k=6).item_ids
+    other.events.record("u1", "c", "view")
+    statements = _statements(tf, lambda: tf.recommend("u1", k=6))
+    tables = " ".join(statements)
+    assert "consent_record" not in tables and "user_settings" not in tables, statements
+    on_events = [q for q in statements if "FROM event" in q]
+    assert len(on_events) == 1 and "event.seq >" in on_events[0], statements
+    assert "c" not in tf.recommend("u1", k=6).item_ids, "the added view is in the history"
+
+
+def _history(tf: Tactful, user: str) -> tuple[object, ...] | None:
+    probe = tf._store.probe(user)
+    assert probe.subject is not None
+    entry = tf._gate.cache.get(probe.subject, probe.mark, tf._gate.policy)
+    return None if entry is None else entry.history
+
+
+def test_a_history_brought_up_to_date_equals_one_read_whole(tf: Tactful, other: Tactful) -> None:
+    # Events added in order are appended; a backdated one, or one at the same instant as the
+    # latest held (its place then depends on the row id), makes the history be read whole.
+    seed_small(tf)
+    tf.recommend("u1", k=6)
+    base = datetime.now(UTC)
+    writes: list[tuple[str, datetime | None]] = [
+        ("c", None),
+        ("d", base + timedelta(minutes=1)),
+        ("a", base - timedelta(days=3)),  # backdated
+        ("f", base + timedelta(minutes=1)),  # the same instant as the latest
+        ("b", base + timedelta(minutes=2)),
+    ]
+    for n, (item, ts) in enumerate(writes):
+        (other if n % 2 else tf).events.record("u1", item, "view", ts)
+        tf.recommend("u1", k=6)
+        with tf._store.read() as conn:
+            whole = interactions(tf._store.events.read(conn, tf._store.subjects.get(conn, "u1")))
+        assert _history(tf, "u1") == whole, f"after write {n}"
 
 
 def test_a_change_in_this_process_is_honored_too(tf: Tactful) -> None:

@@ -7,12 +7,19 @@ entry's expiry: the earliest of a consent expiry, the next new year
 (age facts are judged by year of birth) and `max_age` seconds after it was read. So a write
 from any process (consent, settings, objection, profile, event, restriction, erasure) is seen
 by the next call; the cache saves the reads and decryptions, never a check.
+
+One exception keeps an entry: when the mark moved only because events were added (the
+common flow: the user viewed something, the app asks what next), the state still holds; the
+entry takes the new mark, drops what was derived from the history, and the history is
+brought up to date by reading the added events alone (`history_stale`). The expiry stays
+that of the last full read.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +46,8 @@ class CachedSubject:
     # Decrypted profile fields by the set of categories a decision allowed (only those read).
     fields: dict[frozenset[str], dict[str, object]] = field(default_factory=dict)
     history: tuple[Any, ...] | None = None  # the interactions, once a decision allowed them
+    history_seq: int = 0  # the latest event write number among them
+    history_stale: bool = False  # events were added since: read those numbered above it
     # Segment ids stored per purpose (None until read): memberships are written on change only.
     held: dict[str, frozenset[str]] | None = None
     # What this state decides, per (purpose, context): a decision is a function of the
@@ -94,21 +103,32 @@ class SubjectCache:
         return len(self._entries)
 
     def get(
-        self, subject: SubjectRef, mark: tuple[object, ...], policy: CompiledPolicy
+        self,
+        subject: SubjectRef,
+        mark: tuple[object, ...],
+        policy: CompiledPolicy,
+        events_added: Callable[[tuple[object, ...]], int | None] | None = None,
     ) -> CachedSubject | None:
-        """The entry, if it still holds for this probe; a stale entry is dropped."""
+        """The entry, if it still holds for this probe; a stale entry is dropped.
+
+        `events_added(old_mark)` says whether the mark moved only by events added
+        (`Probe.events_added_since`): such an entry is kept, advanced to `mark`, its derived
+        results dropped and its history marked stale.
+        """
         with self._lock:
             entry = self._entries.get(subject.id)
             if entry is None:
                 return None
-            if (
-                entry.mark != mark
-                or entry.subject != subject
-                or entry.policy is not policy
-                or clock() >= entry.expires
-            ):
+            if entry.subject != subject or entry.policy is not policy or clock() >= entry.expires:
                 del self._entries[subject.id]
                 return None
+            if entry.mark != mark:
+                if events_added is None or events_added(entry.mark) is None:
+                    del self._entries[subject.id]
+                    return None
+                entry.mark = mark
+                entry.derived = {}
+                entry.history_stale = True
             self._entries.move_to_end(subject.id)
             return entry
 

@@ -180,7 +180,7 @@ class Gate:
         if subject is None:
             return None
         policy = self.policy
-        entry = self.cache.get(subject, probe.mark, policy)
+        entry = self.cache.get(subject, probe.mark, policy, probe.events_added_since)
         if entry is None:
             read_at = clock()
             state, settings, expiries = self._read_state(read(), subject)

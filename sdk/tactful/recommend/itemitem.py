@@ -182,16 +182,6 @@ class ItemItemRecommender:
         self._flush()
         return self._sparse.copy()
 
-    def _count_rows(self, rows: np.ndarray) -> np.ndarray:
-        if self._dense is not None:
-            return np.asarray(self._dense[rows])
-        out = np.asarray(self._sparse[rows].toarray())
-        for idx, sign in self._pending:  # read through what waits to be added
-            at = np.flatnonzero(np.isin(rows, idx))
-            if at.size:
-                out[np.ix_(at, idx)] += sign
-        return out
-
     def neighbors_of(self, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each item row, its top `neighbors` (indices, similarities), similarity > 0."""
         # Read into a dict of its own: another thread's learn or forget may drop rows from
@@ -219,8 +209,9 @@ class ItemItemRecommender:
         self, missing: np.ndarray, k: int
     ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         made = {}
+        assert self._dense is not None
         diag = self._diag
-        counts = self._count_rows(missing)
+        counts = np.asarray(self._dense[missing])
         denom = np.sqrt(diag[missing, None] * diag[None, :]) + self.shrinkage
         sims = np.divide(counts, denom, out=np.zeros_like(counts), where=denom > 0)
         sims[np.arange(missing.size), missing] = 0.0
@@ -242,8 +233,11 @@ class ItemItemRecommender:
         counts = self._sparse[missing]
         if self._pending:  # read through what waits to be added
             at_rows, at_cols, signs = [], [], []
+            place = np.full(len(self.items), -1, dtype=np.int64)  # item -> its row in `counts`
+            place[missing] = np.arange(missing.size)
             for idx, sign in self._pending:
-                at = np.flatnonzero(np.isin(missing, idx))
+                at = place[idx]
+                at = at[at >= 0]
                 if at.size:
                     at_rows.append(np.repeat(at, idx.size))
                     at_cols.append(np.tile(idx, at.size))

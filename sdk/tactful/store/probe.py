@@ -54,6 +54,9 @@ def _of_subject(*columns: Any, table: Table) -> ScalarSelect[Any]:
     return select(*columns).where(table.c.subject_id == _sid).scalar_subquery()
 
 
+# The subject's latest event write (`store.sequence`): one seek in (subject_id, seq), where
+# a count of the subject's events grew with their history.
+_EVENTS_MARK = _of_subject(func.max(_event.c.seq), table=_event)
 # Correlated subqueries, each answered from an index on subject_id.
 _MARKS = (
     _of_subject(func.max(_consent.c.id), table=_consent),
@@ -62,13 +65,12 @@ _MARKS = (
     _of_subject(func.max(_objection.c.recorded_at), table=_objection),
     _of_subject(func.count(), table=_profile),
     _of_subject(func.max(_profile.c.updated_at), table=_profile),
-    # The subject's latest event write (`store.sequence`): one seek in (subject_id, seq),
-    # where a count of the subject's events grew with their history.
-    _of_subject(func.max(_event.c.seq), table=_event),
+    _EVENTS_MARK,
     _of_subject(_membership.c.updated_at, table=_membership),
     # Retention runs that deleted events (deletions leave a subject's latest number alone).
     select(_meta.c.value).where(_meta.c.key == PURGED).scalar_subquery(),
 )
+EVENTS_AT = next(i for i, m in enumerate(_MARKS) if m is _EVENTS_MARK)  # its place in a mark
 _EPOCH = select(_meta.c.value).where(_meta.c.key == EPOCH)
 # The latest released DP top-k list of a dataset (bound as "dataset"): its id tells whether
 # the non-personalized list a process parsed is still the one to show.
@@ -110,6 +112,22 @@ class Probe:
     mark: tuple[object, ...]
     epoch: str
     release: str | None = None
+
+    def events_added_since(self, mark: tuple[object, ...]) -> int | None:
+        """If `mark` (an earlier probe's of this subject) differs from this probe's only in
+        that the subject's latest event write number rose, that earlier number (0: the
+        subject had no events then): events were added, nothing else changed. None
+        otherwise."""
+        new, i = self.mark, EVENTS_AT
+        if len(mark) != len(new) or len(new) <= i or mark[:i] != new[:i]:
+            return None
+        if mark[i + 1 :] != new[i + 1 :]:
+            return None
+        was, now = mark[i], new[i]
+        if not isinstance(now, int) or not (was is None or isinstance(was, int)):
+            return None
+        was = was or 0
+        return was if now > was else None
 
 
 def probe(reads: DriverReads, ref: str, dataset: str) -> Probe:

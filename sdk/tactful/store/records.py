@@ -53,6 +53,14 @@ _STREAM_NEXT = _STREAM.where(
         > tuple_(bindparam("ts", type_=_event.c.ts.type), bindparam("id"))
     )
 ).limit(bindparam("n"))
+# A subject's events with their write numbers, as `Events.marked_bundles` reads them.
+_MARKED_COLUMNS = (_event.c.subject_id, _event.c.id, _TS_RAW, _event.c.ciphertext, _event.c.seq)
+_MARKED_ALL = (
+    select(*_MARKED_COLUMNS)
+    .where(_event.c.subject_id == bindparam("sid"))
+    .order_by(_event.c.ts, _event.c.id)
+)
+_MARKED_AFTER = _MARKED_ALL.where(_event.c.seq > bindparam("after"))
 _ALL_FIELDS = (
     select(_profile.c.name, _profile.c.category, _profile.c.ciphertext)
     .where(_profile.c.subject_id == bindparam("sid"))
@@ -569,7 +577,7 @@ class Events:
             chunk = ids[start : start + 500]
             keyed = self._subjects.aeads_for(conn, chunk)
             result = conn.execute(
-                select(_event.c.subject_id, _event.c.id, _TS_RAW, _event.c.ciphertext, _event.c.seq)
+                select(*_MARKED_COLUMNS)
                 .where(_event.c.subject_id.in_(list(keyed)))
                 .order_by(_event.c.subject_id, _event.c.ts, _event.c.id)
             )
@@ -585,12 +593,18 @@ class Events:
             if group:
                 yield group[0][0], self._open_group(keyed, group, parse)
 
-    def read_marked(self, conn: Connection, subject: SubjectRef) -> MarkedEvents:
-        """All of the subject's events, oldest first, with their write numbers (see
-        `marked_bundles`); none if the subject has no events or no key."""
-        for _sid, marked in self.marked_bundles(conn, [subject.id]):
-            return marked
-        return MarkedEvents([], [])
+    def read_marked(self, conn: Connection, subject: SubjectRef, *, after: int = 0) -> MarkedEvents:
+        """The subject's events (with `after`, only those numbered above it, read through the
+        (subject_id, seq) index), oldest first, with their write numbers (see
+        `marked_bundles`); none if there are none or the key is gone. One statement."""
+        stmt, params = _MARKED_ALL, {"sid": subject.id}
+        if after:
+            stmt, params = _MARKED_AFTER, {"sid": subject.id, "after": after}
+        rows: list[Any] = list(conn.execute(stmt, params).all())
+        aead = self._subjects.aeads_of([subject]).get(subject.id) if rows else None
+        if aead is None:
+            return MarkedEvents([], [])
+        return self._open_group({subject.id: (subject.ref, aead)}, rows, _ts_parser(conn))
 
     @staticmethod
     def _open_group(
