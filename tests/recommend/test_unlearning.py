@@ -210,3 +210,50 @@ def test_sparse_and_dense_layouts_find_the_same_neighbors(
     for (di, ds), (si, ss) in zip(dense.neighbors_of(rows), sparse.neighbors_of(rows), strict=True):
         assert di.tolist() == si.tolist()
         assert ds.tolist() == ss.tolist()
+
+
+# Each step: learn a new bundle, or replace the n-th learned one by itself plus more events
+# (the catch-up's case), or by another bundle altogether.
+relearn_steps_st = st.lists(
+    st.one_of(
+        bundle_st,
+        st.tuples(st.integers(min_value=0, max_value=50), bundle_st, st.booleans()),
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(steps=relearn_steps_st, dense=st.booleans())
+def test_item_item_relearn_equals_forget_then_learn(steps: list[object], dense: bool) -> None:
+    catalog = [CatalogItem(i) for i in ITEMS[:4]]
+    view = MinimizedView(history=(Interaction("i0"), Interaction("i5")))
+    limit, pending = itemitem_module.DENSE_MAX, itemitem_module.PENDING_MAX
+    itemitem_module.DENSE_MAX = limit if dense else 2
+    itemitem_module.PENDING_MAX = 3
+    try:
+        model = ItemItemRecommender(neighbors=2, shrinkage=1.0)
+        model.fit([], catalog)
+        kept: list[list[Interaction]] = []
+        for step in steps:
+            if isinstance(step, list):
+                model.learn(step)
+                kept.append(step)
+                continue
+            assert isinstance(step, tuple)
+            n, more, grows = step
+            if not kept:
+                continue
+            n %= len(kept)
+            new = kept[n] + more if grows else more
+            model.relearn(kept[n], new)
+            kept[n] = new
+            model.recommend(view, 3, frozenset())  # keeps similarity rows the next must drop
+        refit = ItemItemRecommender(neighbors=2, shrinkage=1.0)
+        refit.fit(kept, catalog)
+        assert _pairs(model) == _pairs(refit)
+        got, want = model.recommend(view, 5, frozenset()), refit.recommend(view, 5, frozenset())
+        assert [(s.item, s.explanation) for s in got] == [(s.item, s.explanation) for s in want]
+        assert np.allclose([s.score for s in got], [s.score for s in want], atol=1e-9)
+    finally:
+        itemitem_module.DENSE_MAX, itemitem_module.PENDING_MAX = limit, pending

@@ -275,10 +275,7 @@ class Models:
                     return
                 steps.append((sid, was, now_held))
             for sid, was, now_held in steps:
-                if was:
-                    self.hybrid.forget(list(interactions(was)))
-                if now_held.events:
-                    self.hybrid.learn(list(interactions(now_held.events)))
+                self.hybrid.relearn(list(interactions(was)), list(interactions(now_held.events)))
                 self._learned[sid] = _mark(now_held)
             self._written = set()
             self.version += 1

@@ -77,6 +77,20 @@ class HybridRecommender:
         for c in self.components:
             c.forget(bundle)
 
+    def relearn(self, old: Sequence[Interaction], new: Sequence[Interaction]) -> None:
+        """Replace one contributor's learned bundle `old` by `new` in every component: its
+        own `relearn` where it has one (item-item), else `forget(old)` then `learn(new)`; an
+        empty bundle is neither forgotten nor learned."""
+        for c in self.components:
+            relearn = getattr(c, "relearn", None)
+            if relearn is not None and old and new:
+                relearn(old, new)
+                continue
+            if old:
+                c.forget(old)
+            if new:
+                c.learn(new)
+
     def recommend(
         self,
         view: MinimizedView,

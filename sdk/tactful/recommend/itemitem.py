@@ -15,6 +15,7 @@ DENSE_MAX = 4096
 # Above it, contributors learned or forgotten wait in a list that count rows are read
 # through, and are added into the sparse matrix (O(its nonzeros)) once this many wait.
 PENDING_MAX = 64
+READ_THROUGH = 1_000_000
 
 
 class ItemItemRecommender:
@@ -52,7 +53,8 @@ class ItemItemRecommender:
         self.titles: dict[str, str] = {}
         self._dense: np.ndarray | None = np.zeros((0, 0))
         self._sparse = sp.csr_matrix((0, 0), dtype=np.float64)
-        self._pending: list[tuple[np.ndarray, float]] = []
+        # Blocks (rows, cols, sign) added to C but not yet into the sparse matrix.
+        self._pending: list[tuple[np.ndarray, np.ndarray, float]] = []
         self._diag = np.zeros(0)  # C's diagonal, kept up to date in both layouts
         self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._changes = 0  # moved by every learn, forget and fit: rows made before are not kept
@@ -120,43 +122,51 @@ class ItemItemRecommender:
             self._dense, self._sparse = None, cooc
 
     def _update(self, idx: np.ndarray, sign: float) -> None:
+        self._add(idx, idx, sign)
+
+    def _add(self, rows: np.ndarray, cols: np.ndarray, sign: float) -> None:
+        """C[rows x cols] += sign (a block of C; callers keep C symmetric)."""
         self._changes += 1
-        self._drop_rows(idx)
-        self._diag[idx] += sign
+        both = np.intersect1d(rows, cols, assume_unique=True)  # the diagonal entries moved
+        self._drop_rows(rows, both)
+        self._diag[both] += sign
         if self._dense is not None:
-            self._dense[np.ix_(idx, idx)] += sign
+            self._dense[np.ix_(rows, cols)] += sign
         else:
-            self._pending.append((idx, sign))
+            self._pending.append((rows, cols, sign))
             if len(self._pending) > PENDING_MAX:
                 self._flush()
 
-    def _drop_rows(self, idx: np.ndarray) -> None:
-        """Forget the similarity rows a change of C on idx x idx can move: those of idx, and
-        of every item with C_rj != 0 for some j in idx (C_jj is in its denominators)."""
-        rows = self._rows
-        if not rows:
+    def _drop_rows(self, rows: np.ndarray, diagonal: np.ndarray) -> None:
+        """Forget the similarity rows a change of C on a block can move: the block's rows,
+        and the rows of every item co-occurring with an item whose C_jj moved (`diagonal`:
+        C_jj is in the denominators of j's similarities)."""
+        cached = self._rows
+        if not cached:
             return
         hit = np.zeros(len(self.items), dtype=bool)
-        hit[idx] = True
-        if self._dense is not None:
-            hit |= self._dense[idx].any(axis=0)
-        else:
-            mine = hit.copy()
-            hit[self._sparse[idx].indices] = True
-            for waiting, _ in self._pending:
-                if mine[waiting].any():
-                    hit[waiting] = True
-        keys = np.fromiter(rows, dtype=np.int64, count=len(rows))
+        hit[rows] = True
+        if diagonal.size:
+            if self._dense is not None:
+                hit |= self._dense[diagonal].any(axis=0)
+            else:
+                mine = np.zeros(len(self.items), dtype=bool)
+                mine[diagonal] = True
+                hit[self._sparse[diagonal].indices] = True
+                for waiting_rows, waiting_cols, _ in self._pending:
+                    if mine[waiting_rows].any():
+                        hit[waiting_cols] = True
+        keys = np.fromiter(cached, dtype=np.int64, count=len(cached))
         for r in keys[hit[keys]].tolist():
-            del rows[r]
+            del cached[r]
 
     def _flush(self) -> None:
         if not self._pending:
             return
         n = self._sparse.shape[0]
-        r = np.concatenate([np.repeat(i, i.size) for i, _ in self._pending])
-        c = np.concatenate([np.tile(i, i.size) for i, _ in self._pending])
-        v = np.concatenate([np.full(i.size * i.size, s) for i, s in self._pending])
+        r = np.concatenate([np.repeat(i, j.size) for i, j, _ in self._pending])
+        c = np.concatenate([np.tile(j, i.size) for i, j, _ in self._pending])
+        v = np.concatenate([np.full(i.size * j.size, s) for i, j, s in self._pending])
         delta = sp.csr_matrix((v, (r, c)), shape=(n, n))
         self._sparse = (self._sparse + delta).tocsr()
         self._sparse.eliminate_zeros()
@@ -174,6 +184,25 @@ class ItemItemRecommender:
         idx = self._indices(bundle, grow=False)
         if idx.size:
             self._update(idx, -1.0)
+
+    def relearn(self, old: Sequence[Interaction], new: Sequence[Interaction]) -> None:
+        """Replace one contributor's learned bundle `old` by `new`: `forget(old)` then
+        `learn(new)`, exactly. When `new` holds every item of `old` (events were added), only
+        the pairs with an added item change: C += x_a x_newᵀ + x_old x_aᵀ for the added
+        items a, O(|a| |new|) rather than O(|new|²) twice, and nothing changes when no item is
+        new to the contributor."""
+        was = self._indices(old, grow=False)
+        now = self._indices(new, grow=True)
+        self._grow()
+        if np.setdiff1d(was, now, assume_unique=True).size:
+            self.forget(old)
+            self.learn(new)
+            return
+        added = np.setdiff1d(now, was, assume_unique=True)
+        if added.size:
+            self._add(added, now, 1.0)
+            if was.size:
+                self._add(was, added, 1.0)
 
     def counts(self) -> sp.csr_matrix:
         """The co-occurrence counts C (rows and columns in the order of `items`)."""
@@ -230,18 +259,24 @@ class ItemItemRecommender:
         # The same similarities and neighbor sets as the dense rows, computed over each row's
         # nonzero counts only (a zero count is a zero similarity, never a neighbor): a row
         # costs its co-occurring items, not the catalog.
+        if self._pending:
+            # Reading through a change costs its entries in these rows; past READ_THROUGH
+            # of them (a contributor of thousands of items) adding them in once is cheaper.
+            place = np.full(len(self.items), -1, dtype=np.int64)  # item -> its row in `counts`
+            place[missing] = np.arange(missing.size)
+            size = sum(int(np.count_nonzero(place[r] >= 0)) * c.size for r, c, _ in self._pending)
+            if size > READ_THROUGH:
+                self._flush()
         counts = self._sparse[missing]
         if self._pending:  # read through what waits to be added
             at_rows, at_cols, signs = [], [], []
-            place = np.full(len(self.items), -1, dtype=np.int64)  # item -> its row in `counts`
-            place[missing] = np.arange(missing.size)
-            for idx, sign in self._pending:
-                at = place[idx]
+            for block_rows, block_cols, sign in self._pending:
+                at = place[block_rows]
                 at = at[at >= 0]
                 if at.size:
-                    at_rows.append(np.repeat(at, idx.size))
-                    at_cols.append(np.tile(idx, at.size))
-                    signs.append(np.full(at.size * idx.size, sign))
+                    at_rows.append(np.repeat(at, block_cols.size))
+                    at_cols.append(np.tile(block_cols, at.size))
+                    signs.append(np.full(at.size * block_cols.size, sign))
             if at_rows:
                 delta = sp.csr_matrix(
                     (np.concatenate(signs), (np.concatenate(at_rows), np.concatenate(at_cols))),
