@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 
 # A catch-up of more subjects than CATCH_UP_MIN plus 1/CATCH_UP_SHARE of the trained ones is
-# left to a refit (see bench/RESULTS.md, "Learning a process's own events").
+# left to a refit (bench/RESULTS.md, "a call right after the user's own event": a subject
+# caught up costs about what its share of a refit does, plus one query).
 CATCH_UP_MIN = 64
 CATCH_UP_SHARE = 10
 
@@ -247,8 +248,8 @@ class Models:
 
     def catch_up(self) -> None:
         """Learn the events this process wrote since the subjects were last learned: each
-        subject's contribution is forgotten as learned and learned again with all its events
-        (every recommender's `forget` is exact), one read of those subjects' events.
+        subject's contribution, as learned, is replaced by all its events (`relearn`; every
+        recommender's `forget` is exact), one read of those subjects' events.
 
         The epoch is read after the events: if it has not moved, no consent, restriction or
         erasure reached the store before the events were read, so the subjects were still
