@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 # A catch-up of more subjects than CATCH_UP_MIN plus 1/CATCH_UP_SHARE of the trained ones is
 # left to a refit (bench/RESULTS.md, "a call right after the user's own event": a subject
-# caught up costs about what its share of a refit does, plus one query).
+# caught up costs 1-2x its share of a refit, so at the limit a catch-up is a quarter of one).
 CATCH_UP_MIN = 64
 CATCH_UP_SHARE = 10
 
