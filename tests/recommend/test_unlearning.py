@@ -224,13 +224,18 @@ relearn_steps_st = st.lists(
 
 
 @settings(max_examples=80, deadline=None)
-@given(steps=relearn_steps_st, dense=st.booleans())
-def test_item_item_relearn_equals_forget_then_learn(steps: list[object], dense: bool) -> None:
+@given(steps=relearn_steps_st, dense=st.booleans(), read_through=st.sampled_from([2, 10**6]))
+def test_item_item_relearn_equals_forget_then_learn(
+    steps: list[object], dense: bool, read_through: int
+) -> None:
+    """Also with waiting changes merged into the rows a query reads, or added in first."""
     catalog = [CatalogItem(i) for i in ITEMS[:4]]
     view = MinimizedView(history=(Interaction("i0"), Interaction("i5")))
     limit, pending = itemitem_module.DENSE_MAX, itemitem_module.PENDING_MAX
+    through = itemitem_module.READ_THROUGH
     itemitem_module.DENSE_MAX = limit if dense else 2
     itemitem_module.PENDING_MAX = 3
+    itemitem_module.READ_THROUGH = read_through
     try:
         model = ItemItemRecommender(neighbors=2, shrinkage=1.0)
         model.fit([], catalog)
@@ -257,3 +262,4 @@ def test_item_item_relearn_equals_forget_then_learn(steps: list[object], dense: 
         assert np.allclose([s.score for s in got], [s.score for s in want], atol=1e-9)
     finally:
         itemitem_module.DENSE_MAX, itemitem_module.PENDING_MAX = limit, pending
+        itemitem_module.READ_THROUGH = through

@@ -53,8 +53,10 @@ class ItemItemRecommender:
         self.titles: dict[str, str] = {}
         self._dense: np.ndarray | None = np.zeros((0, 0))
         self._sparse = sp.csr_matrix((0, 0), dtype=np.float64)
-        # Blocks (rows, cols, sign) added to C but not yet into the sparse matrix.
-        self._pending: list[tuple[np.ndarray, np.ndarray, float]] = []
+        # Changes of C not yet added into the sparse matrix: (rows, cols, values) entries per
+        # change, and their concatenation once asked for.
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._waiting: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._diag = np.zeros(0)  # C's diagonal, kept up to date in both layouts
         self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._changes = 0  # moved by every learn, forget and fit: rows made before are not kept
@@ -91,6 +93,7 @@ class ItemItemRecommender:
     def fit(self, bundles: Sequence[Sequence[Interaction]], catalog: Sequence[CatalogItem]) -> None:
         """Build the co-occurrence counts from scratch."""
         self.index, self.items, self._pending, self._rows = {}, [], [], {}
+        self._waiting = None
         self._changes += 1
         self.titles = {c.item_id: c.title for c in catalog if c.title}
         for c in catalog:
@@ -115,6 +118,7 @@ class ItemItemRecommender:
             shape=(len(bundles), n),
         )
         cooc = (x.T @ x).tocsr()
+        cooc.sort_indices()
         self._diag = np.asarray(cooc.diagonal(), dtype=np.float64)
         if n <= DENSE_MAX:
             self._dense, self._sparse = cooc.toarray(), sp.csr_matrix((0, 0))
@@ -133,9 +137,24 @@ class ItemItemRecommender:
         if self._dense is not None:
             self._dense[np.ix_(rows, cols)] += sign
         else:
-            self._pending.append((rows, cols, sign))
+            entries = rows.size * cols.size
+            self._pending.append(
+                (np.repeat(rows, cols.size), np.tile(cols, rows.size), np.full(entries, sign))
+            )
+            self._waiting = None
             if len(self._pending) > PENDING_MAX:
                 self._flush()
+
+    def _waiting_entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every change not yet added into the sparse matrix, as (rows, cols, values)."""
+        if self._waiting is None:
+            parts = self._pending
+            self._waiting = (
+                np.concatenate([r for r, _, _ in parts]),
+                np.concatenate([c for _, c, _ in parts]),
+                np.concatenate([v for _, _, v in parts]),
+            )
+        return self._waiting
 
     def _drop_rows(self, rows: np.ndarray, diagonal: np.ndarray) -> None:
         """Forget the similarity rows a change of C on a block can move: the block's rows,
@@ -153,9 +172,9 @@ class ItemItemRecommender:
                 mine = np.zeros(len(self.items), dtype=bool)
                 mine[diagonal] = True
                 hit[self._sparse[diagonal].indices] = True
-                for waiting_rows, waiting_cols, _ in self._pending:
-                    if mine[waiting_rows].any():
-                        hit[waiting_cols] = True
+                if self._pending:
+                    waiting_rows, waiting_cols, _ = self._waiting_entries()
+                    hit[waiting_cols[mine[waiting_rows]]] = True
         keys = np.fromiter(cached, dtype=np.int64, count=len(cached))
         for r in keys[hit[keys]].tolist():
             del cached[r]
@@ -164,13 +183,12 @@ class ItemItemRecommender:
         if not self._pending:
             return
         n = self._sparse.shape[0]
-        r = np.concatenate([np.repeat(i, j.size) for i, j, _ in self._pending])
-        c = np.concatenate([np.tile(j, i.size) for i, j, _ in self._pending])
-        v = np.concatenate([np.full(i.size * j.size, s) for i, j, s in self._pending])
+        r, c, v = self._waiting_entries()
         delta = sp.csr_matrix((v, (r, c)), shape=(n, n))
         self._sparse = (self._sparse + delta).tocsr()
         self._sparse.eliminate_zeros()
-        self._pending = []
+        self._sparse.sort_indices()
+        self._pending, self._waiting = [], None
 
     def learn(self, bundle: Sequence[Interaction]) -> None:
         """Add one contributor: C += xxᵀ."""
@@ -258,48 +276,59 @@ class ItemItemRecommender:
     ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         # The same similarities and neighbor sets as the dense rows, computed over each row's
         # nonzero counts only (a zero count is a zero similarity, never a neighbor): a row
-        # costs its co-occurring items, not the catalog.
+        # costs its co-occurring items, not the catalog. The rows' entries are taken from the
+        # matrix's arrays (column-sorted), with the waiting changes merged in.
+        m = missing.size
+        matrix = self._sparse
+        lo, hi = matrix.indptr[missing], matrix.indptr[missing + 1]
+        lengths = hi - lo
+        offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        take = np.repeat(lo - offsets, lengths) + np.arange(int(lengths.sum()))
+        row_of = np.repeat(np.arange(m), lengths)
+        cols, values = matrix.indices[take].astype(np.int64), matrix.data[take]
         if self._pending:
-            # Reading through a change costs its entries in these rows; past READ_THROUGH
-            # of them (a contributor of thousands of items) adding them in once is cheaper.
-            place = np.full(len(self.items), -1, dtype=np.int64)  # item -> its row in `counts`
-            place[missing] = np.arange(missing.size)
-            size = sum(int(np.count_nonzero(place[r] >= 0)) * c.size for r, c, _ in self._pending)
-            if size > READ_THROUGH:
+            place = np.full(len(self.items), -1, dtype=np.int64)  # item -> its row here
+            place[missing] = np.arange(m)
+            waiting_rows, waiting_cols, waiting_values = self._waiting_entries()
+            at = place[waiting_rows]
+            mine = at >= 0
+            if np.count_nonzero(mine) > READ_THROUGH:
+                # A change of thousands of items (a heavy contributor): adding the waiting
+                # changes in once is cheaper than merging them.
                 self._flush()
-        counts = self._sparse[missing]
-        if self._pending:  # read through what waits to be added
-            at_rows, at_cols, signs = [], [], []
-            for block_rows, block_cols, sign in self._pending:
-                at = place[block_rows]
-                at = at[at >= 0]
-                if at.size:
-                    at_rows.append(np.repeat(at, block_cols.size))
-                    at_cols.append(np.tile(block_cols, at.size))
-                    signs.append(np.full(at.size * block_cols.size, sign))
-            if at_rows:
-                delta = sp.csr_matrix(
-                    (np.concatenate(signs), (np.concatenate(at_rows), np.concatenate(at_cols))),
-                    shape=counts.shape,
-                )
-                counts = counts + delta
-        counts = sp.csr_matrix(counts)
-        counts.sum_duplicates()  # canonical: column indices sorted within each row
+                return self._sparse_neighbors(missing, k)
+            if mine.any():
+                row_of = np.concatenate((row_of, at[mine]))
+                cols = np.concatenate((cols, waiting_cols[mine]))
+                values = np.concatenate((values, waiting_values[mine]))
+                order = np.lexsort((cols, row_of))
+                row_of, cols, values = row_of[order], cols[order], values[order]
+                first = np.ones(row_of.size, dtype=bool)
+                first[1:] = (row_of[1:] != row_of[:-1]) | (cols[1:] != cols[:-1])
+                heads = np.flatnonzero(first)
+                values = np.add.reduceat(values, heads)
+                row_of, cols = row_of[heads], cols[heads]
+        starts = np.searchsorted(row_of, np.arange(m))
+        # Every row at once: each entry's similarity, then each row's k-th largest from one
+        # sort by (row, similarity descending), then the entries kept, split by row.
+        owner = missing[row_of]
         diag = self._diag
-        made = {}
-        for n, r in enumerate(missing):
-            lo, hi = counts.indptr[n], counts.indptr[n + 1]
-            cols, values = counts.indices[lo:hi], counts.data[lo:hi]
-            denom = np.sqrt(diag[r] * diag[cols]) + self.shrinkage
-            sims = np.divide(values, denom, out=np.zeros_like(values), where=denom > 0)
-            sims[cols == r] = 0.0
-            positive = sims > 0
-            kth = 0.0
-            if k < len(self.items) and np.count_nonzero(positive) >= k:
-                kth = -np.partition(-sims, k - 1)[k - 1]
-            keep = (sims >= kth) & positive
-            made[int(r)] = (cols[keep].astype(np.int64), sims[keep])
-        return made
+        denom = np.sqrt(diag[owner] * diag[cols]) + self.shrinkage
+        sims = np.divide(values, denom, out=np.zeros_like(values), where=denom > 0)
+        sims[cols == owner] = 0.0
+        positive = sims > 0
+        kth = np.zeros(m)
+        if k < len(self.items):
+            # Items tied with the k-th similarity are all kept (as on the dense layout).
+            enough = np.bincount(row_of[positive], minlength=m) >= k
+            if enough.any():
+                ranked = sims[np.lexsort((-sims, row_of))]
+                kth[enough] = ranked[starts[enough] + k - 1]
+        keep = positive & (sims >= kth[row_of])
+        bounds = np.searchsorted(row_of[keep], np.arange(1, m))
+        kept_cols = np.split(cols[keep], bounds)
+        kept_sims = np.split(sims[keep], bounds)
+        return dict(zip(missing.tolist(), zip(kept_cols, kept_sims, strict=True), strict=True))
 
     def history_weights(self, history: Sequence[Interaction]) -> dict[int, float]:
         """Each known history item's vote: 1, or halved per `history_half_life` later events."""
