@@ -12,8 +12,9 @@ from tactful.recommend.types import CatalogItem, Interaction, MinimizedView, Sco
 # Up to this many items the counts live in a dense float64 matrix (4096² is 128 MiB; ML-100K's
 # 1682 items take 22 MiB): one contributor is then an O(m²) in-place update for m items.
 DENSE_MAX = 4096
-# Above it, contributors learned or forgotten wait in a list that count rows are read
-# through, and are added into the sparse matrix (O(its nonzeros)) once this many wait.
+# Above it, the changes of learn/forget/relearn wait as entries that a query merges into the
+# count rows it reads, and are added into the sparse matrix (O(its nonzeros)) once this many
+# changes wait, or when a query would merge more than READ_THROUGH entries.
 PENDING_MAX = 64
 READ_THROUGH = 1_000_000
 
@@ -255,8 +256,8 @@ class ItemItemRecommender:
     def _dense_neighbors(
         self, missing: np.ndarray, k: int
     ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        made = {}
         assert self._dense is not None
+        made: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         diag = self._diag
         counts = np.asarray(self._dense[missing])
         denom = np.sqrt(diag[missing, None] * diag[None, :]) + self.shrinkage
