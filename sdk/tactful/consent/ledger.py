@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, Row, delete, func, select
+from sqlalchemy import Connection, Row, bindparam, delete, func, select
 
 from tactful.consent.purposes import Purpose, PurposeCatalog
 from tactful.consent.receipts import (
@@ -42,6 +42,17 @@ _HASH = re.compile(r"^[0-9a-f]{64}$")
 
 _consent = table_of(ConsentRecord)
 _detail = table_of(ConsentDetail)
+# A subject's ledger in fold order, with each record's detail; built once (the gate reads it
+# on every cache miss, and building the statement cost more than running it).
+_LEDGER = (
+    select(_consent, _detail.c.consent_type, _detail.c.given_by)
+    .outerjoin(_detail, _detail.c.record_id == _consent.c.id)
+    .where(_consent.c.subject_id == bindparam("sid"))
+    .order_by(_consent.c.recorded_at, _consent.c.id)
+)
+_LEDGER_UNTIL = _LEDGER.where(
+    _consent.c.recorded_at <= bindparam("moment", type_=_consent.c.recorded_at.type)
+)
 
 
 class PurposeConsent(BaseModel):
@@ -311,17 +322,9 @@ class ConsentLedger:
     def _rows(
         self, conn: Connection, subject: SubjectRef, moment: datetime | None
     ) -> list[Row[Any]]:
-        where = _consent.c.subject_id == subject.id
-        if moment is not None:
-            where = where & (_consent.c.recorded_at <= moment)
-        return list(
-            conn.execute(
-                select(_consent, _detail.c.consent_type, _detail.c.given_by)
-                .outerjoin(_detail, _detail.c.record_id == _consent.c.id)
-                .where(where)
-                .order_by(_consent.c.recorded_at, _consent.c.id)
-            )
-        )
+        if moment is None:
+            return list(conn.execute(_LEDGER, {"sid": subject.id}))
+        return list(conn.execute(_LEDGER_UNTIL, {"sid": subject.id, "moment": moment}))
 
     @staticmethod
     def _latest_per(moment: datetime, purpose: str | None) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from tactful.audit import AuditLog
 from tactful.consent import PurposeCatalog
@@ -14,6 +14,7 @@ from tactful.store.engine import insert_ignore
 from tactful.store.tables import Objection, Subject, table_of
 
 _objection = table_of(Objection)
+_OBJECTIONS = select(_objection.c.purpose).where(_objection.c.subject_id == bindparam("sid"))
 _subject = table_of(Subject)
 TRUE = {"true", "yes", "1", "on"}
 FALSE = {"false", "no", "0", "off"}
@@ -111,9 +112,7 @@ class Controls:
 
     def objections(self, conn: Connection, subject: SubjectRef) -> frozenset[str]:
         """The purposes the subject objects to."""
-        rows = conn.execute(
-            select(_objection.c.purpose).where(_objection.c.subject_id == subject.id)
-        ).scalars()
+        rows = conn.execute(_OBJECTIONS, {"sid": subject.id}).scalars()
         return frozenset(rows)
 
     def delete_all(self, conn: Connection, subject: SubjectRef) -> int:

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from tactful.errors import ValidationError
 from tactful.settings.model import Settings
@@ -15,6 +15,9 @@ from tactful.store import SubjectRef, Subjects, now, upsert, utc
 from tactful.store.tables import SettingsHistory, UserSettings, table_of
 
 _settings = table_of(UserSettings)
+_GET = select(_settings.c.ciphertext).where(
+    _settings.c.subject_id == bindparam("sid")
+)  # built once
 _history = table_of(SettingsHistory)
 MAX_CHANGES = 32
 
@@ -27,9 +30,7 @@ class SettingsStore:
 
     def get(self, conn: Connection, subject: SubjectRef) -> Settings:
         """The subject's settings, or the defaults if none were saved."""
-        row = conn.execute(
-            select(_settings.c.ciphertext).where(_settings.c.subject_id == subject.id)
-        ).first()
+        row = conn.execute(_GET, {"sid": subject.id}).first()
         if row is None:
             return Settings()
         raw = self._subjects.unseal(conn, subject, "user_settings", "doc", row.ciphertext)
