@@ -87,6 +87,13 @@ CHANGES: dict[str, tuple[Callable[[Tactful], object], Callable[[Recommendations]
         lambda o: o.events.record("u1", "c", "view", datetime(2025, 1, 1, tzinfo=UTC)),
         lambda r: r.mode == "personalized" and "c" not in r.item_ids,
     ),
+    "an item viewed and a topic excluded": (  # not only events: the state is read again
+        lambda o: (
+            o.events.record("u1", "f", "view"),
+            o.settings.update("u1", excluded_topics=["comedy"]),
+        ),
+        lambda r: r.mode == "personalized" and not {"c", "d", "f"} & set(r.item_ids),
+    ),
     "erased": (
         lambda o: o.rights.erase("u1"),
         lambda r: r.mode == "non_personalized" and r.reasons != ("personalization-consented",),
