@@ -4,6 +4,7 @@ PostgreSQL, each time against a refit in a fresh instance on the same store."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -167,4 +168,35 @@ def test_events_of_many_learned_users_at_once_are_a_refit(
     tf.events.record_batch([(u, "i3", "view", None) for u in users[: limit + 1]])
     tf.recommend(users[0], k=3)
     assert tf._models.fits == fits + 1, f"{limit + 1} users are refit"
+    assert_same(learned(tf), refit(db_url, tmp_path))
+
+
+def test_threads_recording_and_recommending_at_once_end_where_a_refit_would(
+    tf: Tactful, db_url: str, tmp_path: Path
+) -> None:
+    users = [f"user{n}" for n in range(12)]
+    tf.catalog.upsert([{"item_id": f"i{n}", "title": f"Item {n}"} for n in range(20)])
+    tf.events.record_batch([(u, f"i{n % 20}", "view", None) for n, u in enumerate(users)])
+    for u in users:
+        tf.consent.grant(u, ["personalization"])
+    tf.recommend(users[0], k=3)
+    fits, errors = tf._models.fits, []
+
+    def work(mine: list[str], offset: int) -> None:
+        try:
+            for step in range(15):
+                for u in mine:
+                    tf.events.record(u, f"i{(step * 7 + offset) % 20}", "view")
+                    tf.recommend(u, k=3)
+        except Exception as exc:  # reported below; a thread's exception is otherwise lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(users[n::3], n)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    tf.recommend(users[0], k=3)
+    assert tf._models.fits == fits, "caught up, never refit"
     assert_same(learned(tf), refit(db_url, tmp_path))
