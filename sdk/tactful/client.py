@@ -318,7 +318,7 @@ class Tactful:
         # holds, and gives the model epoch. Anything else is read in one snapshot
         # without the write lock, opened only if needed (a cache miss, an experiment, ...).
         probe = store.probe(user, POPULARITY_DATASET)
-        self._models.ensure_fresh(probe.epoch)
+        self._models.ensure_fresh(probe.epoch, probe.events)
         snapshot = _Snapshot(store)
         read = snapshot.connection
         with snapshot:

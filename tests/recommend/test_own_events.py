@@ -133,6 +133,31 @@ def test_erasure_here_forgets_only_what_was_learned_after_a_catch_up(
     assert ("c", "e") in learned(tf)[0], "u2's own co-occurrences stay"
 
 
+def test_events_another_process_wrote_are_learned_at_most_once_per_sync_interval(
+    tf: Tactful, other: Tactful, db_url: str, tmp_path: Path
+) -> None:
+    seed_small(tf)
+    tf.recommend("u1", k=6)
+    fits = tf._models.fits
+    other.events.record("u1", "d")
+    other.events.record_many("u4", [("c", "view", None), ("e", "view", None)])
+    other.events.record("u3", "a")  # u3 is not trained on
+    tf.recommend("u2", k=6)  # the first look since the fit: caught up
+    assert tf._models.fits == fits, "caught up, not refit"
+    assert_same(learned(tf), refit(db_url, tmp_path))
+    before = learned(tf)
+    other.events.record("u2", "b")
+    tf.recommend("u2", k=6)
+    assert learned(tf) == before, "within the interval the process does not look again"
+    tf._models.sync_interval = 0.0
+    tf._models._next_sync = 0.0  # as when the interval has passed
+    tf.recommend("u2", k=6)
+    assert tf._models.fits == fits
+    assert_same(learned(tf), refit(db_url, tmp_path))
+    tf.rights.erase("u4")  # unlearning stays exact after learning another process's events
+    assert_same(learned(tf), refit(db_url, tmp_path))
+
+
 def test_an_event_numbered_below_the_learned_mark_makes_the_process_refit(
     tf: Tactful, other: Tactful, db_url: str, tmp_path: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from numbers import Real
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 # caught up costs 1-2x its share of a refit, so at the limit a catch-up is a quarter of one).
 CATCH_UP_MIN = 64
 CATCH_UP_SHARE = 10
+# At most one look per this many seconds for events other processes wrote (`Models.sync`).
+SYNC_INTERVAL = 5.0
 
 
 def interactions(events: Sequence[StoredEvent]) -> tuple[Interaction, ...]:
@@ -171,6 +174,11 @@ class Models:
         self._learned: dict[int, tuple[int, int]] = {}
         # Trained subjects this process wrote events for since they were last learned.
         self._written: set[int] = set()
+        # The store-wide latest event number drawn when this process last looked, and when
+        # it may look again (`sync`).
+        self._drawn = 0
+        self._next_sync = 0.0
+        self.sync_interval = SYNC_INTERVAL
         self.fits = 0  # full fits this process made
         self.version = 0  # moved by every change of the learned state (derived results key on it)
 
@@ -203,18 +211,41 @@ class Models:
                 self._dirty = True
                 self._written.clear()
 
-    def ensure_fresh(self, epoch: str | None = None) -> None:
-        """Refit if this process's state is stale, or learn its own new events; `epoch` is
-        the store's model epoch if the caller read it already (the gate's probe does), else
-        it is read now."""
-        if epoch is None:
+    def ensure_fresh(self, epoch: str | None = None, drawn: int | None = None) -> None:
+        """Refit if this process's state is stale, or learn new events; `epoch` and `drawn`
+        are the store's model epoch and latest event number drawn if the caller read them
+        already (the gate's probe does), else they are read now."""
+        if epoch is None or drawn is None:
             with self._tf._store.read() as conn:
                 epoch = self._read_epoch(conn)
+                drawn = self._tf._store.events_drawn(conn)
         lapsed = self._lapse is not None and now() >= self._lapse
         if self._dirty or epoch != self._epoch or lapsed:
             self.fit()
-        elif self._written:
+            return
+        if drawn > self._drawn and time.monotonic() >= self._next_sync:
+            self.sync(drawn)
+        if self._written:
             self.catch_up()
+
+    def sync(self, drawn: int) -> None:
+        """Find the trained subjects whose events moved past what was learned of them (other
+        processes' writes; this process's own are known already), to be caught up.
+
+        One statement reads every live subject's latest event number (a seek per subject in
+        (subject_id, seq)); a subject whose number is above its mark has events the models
+        did not learn. Looked at most once per `sync_interval` seconds, and only when the
+        store-wide number drawn moved (`drawn`, from the probe).
+        """
+        with self._lock:
+            if self._dirty:
+                return
+            with self._tf._store.read() as conn:
+                latest = self._tf._store.events.latest_numbers(conn)
+            moved = [sid for sid, (_, last) in self._learned.items() if latest.get(sid, 0) > last]
+            self._drawn = max(self._drawn, drawn)
+            self._next_sync = time.monotonic() + self.sync_interval
+        self.events_written(moved)
 
     def fit(self) -> None:
         """Refit both recommenders from consented users' events."""
@@ -228,6 +259,7 @@ class Models:
             # guardian's, their events stay out of everyone's models, as out of their own.
             children = _children_without_authorization(self._tf, conn, ids)
             ids = [i for i in ids if i not in children]
+            drawn = self._tf._store.events_drawn(conn)  # before the events: nothing is skipped
             learned = dict.fromkeys(ids, (0, 0))
             bundles = []
             for sid, marked in self._tf._store.events.marked_bundles(conn, ids):
@@ -243,7 +275,7 @@ class Models:
             self._category_items = {c: frozenset(v) for c, v in by_cat.items()}
             self.fits += 1
             self.version += 1
-            self._learned, self._written = learned, set()
+            self._learned, self._written, self._drawn = learned, set(), drawn
             self._epoch, self._dirty, self._lapse = epoch, False, in_force.next_expiry
 
     def catch_up(self) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import Connection, Engine, event, select, update
 
 from tactful.crypto import KeyProvider, checkpoint_mac, checkpoint_mac_valid
+from tactful.store import sequence
 from tactful.store.engine import READ_ONLY, DriverReads, insert_ignore, make_engine, now, utc
 from tactful.store.keystore import ORPHAN_GRACE, KeyStatus, KeyStore, RotationReport
 from tactful.store.migrate import prepare
@@ -167,6 +168,10 @@ class Store:
         """The transaction the audit log writes its queued records in: on SQLite on the
         quiet connection, so the gate's own group commits do not look like changes."""
         return self.begin() if self.quiet is None else self.quiet.begin()
+
+    def events_drawn(self, conn: Connection) -> int:
+        """The latest event write number drawn store-wide (`store.sequence`; 0 before any)."""
+        return sequence.drawn(conn)
 
     def read_meta(self, conn: Connection, key: str) -> str | None:
         """A store-wide fact (schema version, model epoch), or None."""

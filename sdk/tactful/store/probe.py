@@ -18,10 +18,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Dialect, ScalarSelect, Table, bindparam, func, literal, select
+from sqlalchemy import (
+    Dialect,
+    ScalarSelect,
+    Select,
+    Table,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    select,
+    table,
+)
 
 from tactful.store.engine import DriverReads, driver_sql
-from tactful.store.sequence import PURGED
+from tactful.store.sequence import COUNTER, PG_SEQUENCE, PURGED
 from tactful.store.subjects import SubjectRef
 from tactful.store.tables import (
     ConsentRecord,
@@ -86,16 +97,29 @@ LATEST_RELEASE = (
 )
 # One row whether or not the user is known: the subject is LEFT JOINed to a one-row source.
 _ONE = select(literal(1).label("one")).subquery()
-_PROBE = select(
-    _sid,
-    _subject.c.alias,
-    _subject.c.status,
-    _subject.c.jurisdiction,
-    _subject.c.user_id_ct.is_(None),
-    _EPOCH.scalar_subquery(),
-    LATEST_RELEASE.scalar_subquery(),
-    *_MARKS,
-).select_from(_ONE.outerjoin(_subject, _subject.c.ref == bindparam("ref")))
+# The latest event write number drawn store-wide (`store.sequence`): on SQLite the counter
+# row, on PostgreSQL the sequence's last value (drawn, maybe not committed: a hint that
+# events may have been written, which `Models` confirms against each user's own).
+_EVENTS_DRAWN = {
+    "sqlite": select(_meta.c.value).where(_meta.c.key == COUNTER).scalar_subquery(),
+    "postgresql": select(literal_column("last_value"))
+    .select_from(table(PG_SEQUENCE))
+    .scalar_subquery(),
+}
+
+
+def _probe_select(dialect: str) -> Select[Any]:
+    return select(
+        _sid,
+        _subject.c.alias,
+        _subject.c.status,
+        _subject.c.jurisdiction,
+        _subject.c.user_id_ct.is_(None),
+        _EPOCH.scalar_subquery(),
+        LATEST_RELEASE.scalar_subquery(),
+        _EVENTS_DRAWN[dialect],
+        *_MARKS,
+    ).select_from(_ONE.outerjoin(_subject, _subject.c.ref == bindparam("ref")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +136,7 @@ class Probe:
     mark: tuple[object, ...]
     epoch: str
     release: str | None = None
+    events: int = 0  # the latest event write number drawn store-wide (a hint, see above)
 
     def events_added_since(self, mark: tuple[object, ...]) -> int | None:
         """If `mark` (an earlier probe's of this subject) differs from this probe's only in
@@ -143,15 +168,16 @@ def probe(reads: DriverReads, ref: str, dataset: str) -> Probe:
     read from.
     """
     sql, params = _compiled(reads.engine.dialect)
-    ((sid, alias, status, jurisdiction, legacy, epoch, release, *marks),) = reads.run(
+    ((sid, alias, status, jurisdiction, legacy, epoch, release, drawn, *marks),) = reads.run(
         sql, params(ref, dataset)
     )
     epoch = "0" if epoch is None else str(epoch)
     release = None if release is None else str(release)
+    events = 0 if drawn is None else int(drawn)
     if sid is None:
-        return Probe(None, (), epoch, release)
+        return Probe(None, (), epoch, release, events)
     subject = SubjectRef(sid, ref, alias, status, jurisdiction, bool(legacy))
-    return Probe(subject, tuple(marks), epoch, release)
+    return Probe(subject, tuple(marks), epoch, release, events)
 
 
 _SQL: dict[str, tuple[str, Callable[[str, str], tuple[Any, ...]]]] = {}
@@ -162,8 +188,9 @@ def _compiled(dialect: Dialect) -> tuple[str, Callable[[str, str], tuple[Any, ..
     it (rendered once)."""
     found = _SQL.get(dialect.name)
     if found is None:
-        sql, order = driver_sql(_PROBE, dialect)
-        constants = _PROBE.compile(dialect=dialect).params
+        stmt = _probe_select(dialect.name)
+        sql, order = driver_sql(stmt, dialect)
+        constants = stmt.compile(dialect=dialect).params
         template = [constants.get(name) for name in order]
         slots: dict[str, list[int]] = {"ref": [], "dataset": []}
         for i, name in enumerate(order):

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    func,
     select,
     tuple_,
     type_coerce,
@@ -35,12 +36,13 @@ from tactful.store import sequence
 from tactful.store.engine import blob_param, driver_sql, now, utc
 from tactful.store.schema import ProfileSchema, category_allowed
 from tactful.store.subjects import SubjectRef, SubjectRow, Subjects
-from tactful.store.tables import BlindIndex, CatalogEntry, Event, ProfileField, table_of
+from tactful.store.tables import BlindIndex, CatalogEntry, Event, ProfileField, Subject, table_of
 
 _profile = table_of(ProfileField)
 _index = table_of(BlindIndex)
 _event = table_of(Event)
 _catalog = table_of(CatalogEntry)
+_subject = table_of(Subject)
 
 _TS_RAW = type_coerce(_event.c.ts, String).label("ts")  # see _ts_parser
 _INSERT_EVENT = _event.insert()
@@ -61,6 +63,10 @@ _MARKED_ALL = (
     .order_by(_event.c.ts, _event.c.id)
 )
 _MARKED_AFTER = _MARKED_ALL.where(_event.c.seq > bindparam("after"))
+_LATEST_NUMBERS = select(
+    _subject.c.id,
+    select(func.max(_event.c.seq)).where(_event.c.subject_id == _subject.c.id).scalar_subquery(),
+).where(_subject.c.ref.is_not(None))
 _ALL_FIELDS = (
     select(_profile.c.name, _profile.c.category, _profile.c.ciphertext)
     .where(_profile.c.subject_id == bindparam("sid"))
@@ -592,6 +598,15 @@ class Events:
                     group.append(row)
             if group:
                 yield group[0][0], self._open_group(keyed, group, parse)
+
+    def latest_numbers(self, conn: Connection) -> dict[int, int]:
+        """Each live subject's latest event write number (subjects with events only): one
+        statement, one seek in (subject_id, seq) per subject."""
+        return {
+            int(sid): int(latest)
+            for sid, latest in conn.execute(_LATEST_NUMBERS)
+            if latest is not None
+        }
 
     def read_marked(self, conn: Connection, subject: SubjectRef, *, after: int = 0) -> MarkedEvents:
         """The subject's events (with `after`, only those numbered above it, read through the

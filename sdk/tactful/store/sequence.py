@@ -32,6 +32,7 @@ _TAKE_SQLITE = text(
     "WHERE key = :key RETURNING value"
 )
 _TAKE_PG = text("SELECT nextval(:name) FROM generate_series(1, :n)")
+_DRAWN_PG = text("SELECT last_value FROM tactful_event_seq")  # PG_SEQUENCE
 
 
 def ensure(conn: Connection) -> None:
@@ -50,6 +51,17 @@ def take(conn: Connection, n: int) -> Sequence[int]:
         return [row[0] for row in conn.execute(_TAKE_PG, {"name": PG_SEQUENCE, "n": n})]
     last = int(conn.execute(_TAKE_SQLITE, {"n": n, "key": COUNTER}).scalar_one())
     return range(last - n + 1, last + 1)
+
+
+def drawn(conn: Connection) -> int:
+    """The latest number drawn so far (0 before the first; on PostgreSQL maybe not committed)."""
+    if conn.dialect.name == "postgresql":
+        value = conn.execute(_DRAWN_PG).scalar_one()
+    else:
+        value = conn.execute(
+            text("SELECT value FROM tactful_meta WHERE key = :key"), {"key": COUNTER}
+        ).scalar()
+    return 0 if value is None else int(value)
 
 
 def start_at(conn: Connection, last: int) -> None:
