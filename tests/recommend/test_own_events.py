@@ -137,12 +137,18 @@ def test_events_another_process_wrote_are_learned_at_most_once_per_sync_interval
     tf: Tactful, other: Tactful, db_url: str, tmp_path: Path
 ) -> None:
     seed_small(tf)
+    tf._models.sync_interval = 3600.0  # no look falls due by the clock during the test
     tf.recommend("u1", k=6)
     fits = tf._models.fits
     other.events.record("u1", "d")
     other.events.record_many("u4", [("c", "view", None), ("e", "view", None)])
     other.events.record("u3", "a")  # u3 is not trained on
-    tf.recommend("u2", k=6)  # the first look since the fit: caught up
+    tf.recommend("u2", k=6)
+    assert tf._models.fits == fits and learned(tf) != refit(db_url, tmp_path), (
+        "within the interval after the fit the process does not look"
+    )
+    tf._models._next_sync = 0.0  # as when the interval has passed
+    tf.recommend("u2", k=6)
     assert tf._models.fits == fits, "caught up, not refit"
     assert_same(learned(tf), refit(db_url, tmp_path))
     before = learned(tf)

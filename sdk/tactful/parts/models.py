@@ -175,7 +175,8 @@ class Models:
         # Trained subjects this process wrote events for since they were last learned.
         self._written: set[int] = set()
         # The store-wide latest event number drawn when this process last looked, and when
-        # it may look again (`sync`).
+        # it may look again (`sync`); float("inf") never looks (models then change with
+        # other processes' events only at a refit).
         self._drawn = 0
         self._next_sync = 0.0
         self.sync_interval = SYNC_INTERVAL
@@ -276,6 +277,7 @@ class Models:
             self.fits += 1
             self.version += 1
             self._learned, self._written, self._drawn = learned, set(), drawn
+            self._next_sync = time.monotonic() + self.sync_interval  # the fit read everything
             self._epoch, self._dirty, self._lapse = epoch, False, in_force.next_expiry
 
     def catch_up(self) -> None:
