@@ -231,3 +231,21 @@ def test_threads_recording_and_recommending_at_once_end_where_a_refit_would(
     tf.recommend(users[0], k=3)
     assert tf._models.fits == fits, "caught up, never refit"
     assert_same(learned(tf), refit(db_url, tmp_path))
+
+
+def test_many_users_events_from_another_process_are_a_refit_in_the_same_call(
+    tf: Tactful, other: Tactful, db_url: str, tmp_path: Path
+) -> None:
+    users = [f"user{n}" for n in range(2 * CATCH_UP_MIN)]
+    tf.catalog.upsert([{"item_id": f"i{n}", "title": f"Item {n}"} for n in range(5)])
+    tf.events.record_batch([(u, f"i{n % 5}", "view", None) for n, u in enumerate(users)])
+    for u in users:
+        tf.consent.grant(u, ["personalization"])
+    tf.recommend(users[0], k=3)
+    fits = tf._models.fits
+    limit = CATCH_UP_MIN + len(users) // CATCH_UP_SHARE
+    other.events.record_batch([(u, "i2", "view", None) for u in users[: limit + 1]])
+    tf._models._next_sync = 0.0  # as when the interval has passed
+    tf.recommend(users[0], k=3)
+    assert tf._models.fits == fits + 1, f"{limit + 1} users are refit, at this call"
+    assert_same(learned(tf), refit(db_url, tmp_path))

@@ -226,6 +226,9 @@ class Models:
             return
         if drawn > self._drawn and time.monotonic() >= self._next_sync:
             self.sync(drawn)
+            if self._dirty:  # too many to catch up
+                self.fit()
+                return
         if self._written:
             self.catch_up()
 
