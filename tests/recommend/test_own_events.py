@@ -181,15 +181,21 @@ def test_an_event_numbered_below_the_learned_mark_makes_the_process_refit(
     assert_same(learned(tf), refit(db_url, tmp_path))
 
 
-def test_events_of_many_learned_users_at_once_are_a_refit(
-    tf: Tactful, db_url: str, tmp_path: Path
-) -> None:
+def many_trained(tf: Tactful) -> list[str]:
+    """Twice CATCH_UP_MIN consenting users with one event each, the models fit."""
     users = [f"user{n}" for n in range(2 * CATCH_UP_MIN)]
     tf.catalog.upsert([{"item_id": f"i{n}", "title": f"Item {n}"} for n in range(5)])
     tf.events.record_batch([(u, f"i{n % 5}", "view", None) for n, u in enumerate(users)])
     for u in users:
         tf.consent.grant(u, ["personalization"])
     tf.recommend(users[0], k=3)
+    return users
+
+
+def test_events_of_many_learned_users_at_once_are_a_refit(
+    tf: Tactful, db_url: str, tmp_path: Path
+) -> None:
+    users = many_trained(tf)
     fits = tf._models.fits
     few = users[:CATCH_UP_MIN]
     tf.events.record_batch([(u, "i4", "view", None) for u in few])
@@ -236,12 +242,7 @@ def test_threads_recording_and_recommending_at_once_end_where_a_refit_would(
 def test_many_users_events_from_another_process_are_a_refit_in_the_same_call(
     tf: Tactful, other: Tactful, db_url: str, tmp_path: Path
 ) -> None:
-    users = [f"user{n}" for n in range(2 * CATCH_UP_MIN)]
-    tf.catalog.upsert([{"item_id": f"i{n}", "title": f"Item {n}"} for n in range(5)])
-    tf.events.record_batch([(u, f"i{n % 5}", "view", None) for n, u in enumerate(users)])
-    for u in users:
-        tf.consent.grant(u, ["personalization"])
-    tf.recommend(users[0], k=3)
+    users = many_trained(tf)
     fits = tf._models.fits
     limit = CATCH_UP_MIN + len(users) // CATCH_UP_SHARE
     other.events.record_batch([(u, "i2", "view", None) for u in users[: limit + 1]])
