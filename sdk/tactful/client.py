@@ -387,10 +387,9 @@ class Tactful:
 
         A plan is a function of the cache entry (its subject's state under one policy), the
         purpose, k, the context and the models' state (`Models.version`), so it is kept in
-        the entry's table (an
-        unknown user's in the policy's, `Gate.memo`) under those: a repeated call makes only
-        a new decision id. Only a context the gate accepted is ever a key; anything else
-        misses and is refused by `Gate.decide_for`.
+        the entry's table (an unknown user's in the policy's, `Gate.memo`) under those: a
+        repeated call makes only a new decision id. Only a context the gate accepted is ever
+        a key; anything else misses and is refused by `Gate.decide_for`.
         """
         gate, version = self._gate, self._models.version
         plans = gate.memo(entry, gate.policy)
@@ -646,7 +645,7 @@ class Tactful:
 def _read_history(store: Store, conn: Connection, entry: CachedSubject) -> None:
     """Read the entry's history: whole, or (`history_stale`: events were added since) only
     the events numbered above the latest it holds, appended when they all come after it in
-    the history's order (time, then row id); otherwise, a backdated event among them, whole."""
+    the history's order (time, then row id). A backdated one among them: whole again."""
     subject = entry.subject
     if entry.history is not None and entry.history_stale:
         added = store.events.read_marked(conn, subject, after=entry.history_seq)
