@@ -54,11 +54,12 @@ def _mark(held: MarkedEvents) -> tuple[int, int]:
     return len(held.seqs), max(held.seqs, default=0)
 
 
-def _learned_part(held: MarkedEvents, mark: tuple[int, int]) -> list[StoredEvent] | None:
-    """The events of `held` a model learned under `mark`: those numbered up to its latest,
-    if they are as many as it learned; None if they are not (not what was learned)."""
+def _learned_part(held: MarkedEvents, mark: tuple[int, int]) -> list[int] | None:
+    """The places in `held` of the events a model learned under `mark`: those numbered up
+    to its latest, if they are as many as it learned; None if they are not (not what was
+    learned)."""
     count, last = mark
-    was = [e for e, seq in zip(held.events, held.seqs, strict=True) if seq <= last]
+    was = [n for n, seq in enumerate(held.seqs) if seq <= last]
     return was if len(was) == count else None
 
 
@@ -313,7 +314,8 @@ class Models:
                     return
                 steps.append((sid, was, now_held))
             for sid, was, now_held in steps:
-                self.hybrid.relearn(list(interactions(was)), list(interactions(now_held.events)))
+                bundle = list(interactions(now_held.events))  # made once: the old is a part
+                self.hybrid.relearn([bundle[n] for n in was], bundle)
                 self._learned[sid] = _mark(now_held)
             self._written = set()
             self.version += 1
@@ -344,7 +346,8 @@ class Models:
                 if was is None:
                     self._dirty = True
                 elif was:
-                    self.hybrid.forget(list(interactions(was)))
+                    assert held is not None
+                    self.hybrid.forget(list(interactions([held.events[n] for n in was])))
                     self.version += 1
             elif not fresh:
                 self._dirty = True

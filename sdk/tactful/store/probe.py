@@ -26,13 +26,11 @@ from sqlalchemy import (
     bindparam,
     func,
     literal,
-    literal_column,
     select,
-    table,
 )
 
 from tactful.store.engine import DriverReads, driver_sql
-from tactful.store.sequence import COUNTER, PG_SEQUENCE, PURGED
+from tactful.store.sequence import DRAWN, PURGED
 from tactful.store.subjects import SubjectRef
 from tactful.store.tables import (
     ConsentRecord,
@@ -97,15 +95,6 @@ LATEST_RELEASE = (
 )
 # One row whether or not the user is known: the subject is LEFT JOINed to a one-row source.
 _ONE = select(literal(1).label("one")).subquery()
-# The latest event write number drawn store-wide (`store.sequence`): on SQLite the counter
-# row, on PostgreSQL the sequence's last value (drawn, maybe not committed: a hint that
-# events may have been written, which `Models` confirms against each user's own).
-_EVENTS_DRAWN = {
-    "sqlite": select(_meta.c.value).where(_meta.c.key == COUNTER).scalar_subquery(),
-    "postgresql": select(literal_column("last_value"))
-    .select_from(table(PG_SEQUENCE))
-    .scalar_subquery(),
-}
 
 
 def _probe_select(dialect: str) -> Select[Any]:
@@ -117,7 +106,7 @@ def _probe_select(dialect: str) -> Select[Any]:
         _subject.c.user_id_ct.is_(None),
         _EPOCH.scalar_subquery(),
         LATEST_RELEASE.scalar_subquery(),
-        _EVENTS_DRAWN[dialect],
+        DRAWN[dialect],  # the latest event number drawn store-wide (a hint)
         *_MARKS,
     ).select_from(_ONE.outerjoin(_subject, _subject.c.ref == bindparam("ref")))
 
@@ -136,7 +125,7 @@ class Probe:
     mark: tuple[object, ...]
     epoch: str
     release: str | None = None
-    events: int = 0  # the latest event write number drawn store-wide (a hint, see above)
+    events: int = 0  # the latest event number drawn store-wide (`store.sequence.DRAWN`)
 
     def events_added_since(self, mark: tuple[object, ...]) -> int | None:
         """If `mark` (an earlier probe's of this subject) differs from this probe's only in

@@ -16,8 +16,9 @@ means for the probe.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, ScalarSelect, literal_column, select, table, text
 
 from tactful.store.engine import insert_ignore
 from tactful.store.tables import StoreMeta, table_of
@@ -32,7 +33,15 @@ _TAKE_SQLITE = text(
     "WHERE key = :key RETURNING value"
 )
 _TAKE_PG = text("SELECT nextval(:name) FROM generate_series(1, :n)")
-_DRAWN_PG = text("SELECT last_value FROM tactful_event_seq")  # PG_SEQUENCE
+# The latest number drawn, as a scalar subquery per dialect (the gate's probe reads it in its
+# own statement): on SQLite the counter row, on PostgreSQL the sequence's last value (drawn,
+# maybe not committed).
+DRAWN: dict[str, ScalarSelect[Any]] = {
+    "sqlite": select(_meta.c.value).where(_meta.c.key == COUNTER).scalar_subquery(),
+    "postgresql": select(literal_column("last_value"))
+    .select_from(table(PG_SEQUENCE))
+    .scalar_subquery(),
+}
 
 
 def ensure(conn: Connection) -> None:
@@ -55,12 +64,7 @@ def take(conn: Connection, n: int) -> Sequence[int]:
 
 def drawn(conn: Connection) -> int:
     """The latest number drawn so far (0 before the first; on PostgreSQL maybe not committed)."""
-    if conn.dialect.name == "postgresql":
-        value = conn.execute(_DRAWN_PG).scalar_one()
-    else:
-        value = conn.execute(
-            text("SELECT value FROM tactful_meta WHERE key = :key"), {"key": COUNTER}
-        ).scalar()
+    value = conn.execute(select(DRAWN[conn.dialect.name])).scalar()
     return 0 if value is None else int(value)
 
 
