@@ -18,7 +18,10 @@
     (what that call cost when a process's own events made it refit), and a steady mix of
     calls with an event recorded in this process before every 10th, and by another process.
     The probe's statement is also timed by itself (no memo) for a benchmark user and for a
-    user with 10,000 events: its cost must not grow with the history.
+    user with 10,000 events: its cost must not grow with the history. On PostgreSQL all of
+    (a) runs twice: with `pg_changes="probe"` (the default: the probe's statement on every
+    call) and `"notify"` (probes from memory until a commit here or a notification; then
+    also how soon another client's commit is heard).
 (b) Policy decision alone: `evaluate` (the compiled default pack plus the statutory
     protections, narrowing, withholding and context filtering: everything but I/O) against a
     hand-written Python function that makes the same decisions for the default pack. Both are
@@ -104,39 +107,85 @@ def timed(fn: Callable[[], object], n: int, cpu: list[float] | None = None) -> l
 def gate_overhead(url: str, users: int, calls: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if not url.startswith("postgresql"):
-            _run(f"sqlite:///{tmp}/tactful.db", tmp, users, calls)
+            _run(f"sqlite:///{tmp}/tactful.db", tmp, users, calls, None)
             return
-        # A fresh schema of its own, dropped afterwards, so nothing else in the database is
-        # touched.
-        import psycopg
+    # PostgreSQL: both ways a process learns of other processes' writes, each in a fresh
+    # schema of its own (dropped afterwards, so nothing else in the database is touched).
+    import psycopg
 
+    for mode in ("probe", "notify"):
         schema = "bench_gate_" + uuid.uuid4().hex[:12]
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         sep = "&" if "?" in url else "?"
         try:
-            _run(f"{url}{sep}options=-csearch_path%3D{schema}", tmp, users, calls)
+            with tempfile.TemporaryDirectory() as tmp:
+                _run(f"{url}{sep}options=-csearch_path%3D{schema}", tmp, users, calls, mode)
         finally:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def _run(db: str, tmp: str, users: int, calls: int) -> None:
+def _run(db: str, tmp: str, users: int, calls: int, pg_changes: str | None) -> None:
     def opened() -> Tactful:
         return Tactful.open(
-            db_url=db, home=tmp, key_file=Path(tmp) / "master.key", policies=REPO / "policies"
+            db_url=db,
+            home=tmp,
+            key_file=Path(tmp) / "master.key",
+            policies=REPO / "policies",
+            pg_changes=pg_changes,
         )
 
     tf = opened()
     try:
         ids = seed(tf, users)
         with opened() as other:  # another process, as far as caches and connections go
-            _gate_overhead(tf, ids, calls, other)
+            _gate_overhead(tf, ids, calls, other, pg_changes)
+            if pg_changes == "notify":
+                _notification_delay(tf, db)
     finally:
         tf.close()
 
 
-def _gate_overhead(tf: Tactful, ids: list[str], calls: int, other: Tactful) -> None:
+def _notification_delay(tf: Tactful, dsn: str, n: int = 500) -> None:
+    """How soon a commit by another client is heard: a statement on a table the probe reads
+    (changing no row: statement triggers fire all the same), committed on a connection of
+    its own; then the listener is asked until its generation moves."""
+    import psycopg
+
+    from tactful.store.notified import Notified
+
+    listener = tf._store.quiet
+    assert isinstance(listener, Notified)
+    delays: list[float] = []
+    at_once = 0
+    with psycopg.connect(dsn, autocommit=True) as writer:
+        for _ in range(n):
+            before = listener.now()
+            writer.execute("UPDATE tactful_meta SET value = value WHERE false")
+            t = time.perf_counter_ns()
+            first = listener.now()
+            if first is not None and first != before:
+                at_once += 1
+                delays.append(0.0)
+                continue
+            while listener.now() in (None, before):
+                pass
+            delays.append((time.perf_counter_ns() - t) / 1000)
+    delays.sort()
+    late = [d for d in delays if d]
+    print(
+        f"  pg_changes=notify: a commit by another client heard at the first call after it "
+        f"returned in {at_once} of {n}; the others after a median "
+        f"{statistics.median(late) if late else 0:.0f} µs; over all p99 "
+        f"{delays[int(0.99 * n) - 1]:.0f} µs, max {delays[-1]:.0f} µs (the window in which "
+        f"another process's change is not yet seen here)"
+    )
+
+
+def _gate_overhead(
+    tf: Tactful, ids: list[str], calls: int, other: Tactful, pg_changes: str | None
+) -> None:
     store, gate, models = tf._store, tf._gate, tf._models
     item_item = next(c for c in models.hybrid.components if c.name == "item_item")
     assert isinstance(item_item, ItemItemRecommender)
@@ -378,7 +427,7 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int, other: Tactful) -> N
         return lambda: probe_statement(store.reads, ref, "popularity")
 
     parts = {
-        "probe (subject, mark, epoch; SQLite: memo while quiet)": part_probe,
+        "probe (subject, mark, epoch; memo while quiet)": part_probe,
         f"probe statement, a user with {PER_USER} events": part_statement(ids[1]),
         f"probe statement, a user with {HEAVY:,} events": part_statement(heavy),
         "subject state read, cache miss (4 queries)": part_state_miss,
@@ -395,8 +444,9 @@ def _gate_overhead(tf: Tactful, ids: list[str], calls: int, other: Tactful) -> N
     g, d, h = statistics.median(gated), statistics.median(direct), statistics.median(blend)
     gc, dc, hc = (statistics.median(x) for x in (gated_cpu, direct_cpu, blend_cpu))
     c, cc = statistics.median(cold), statistics.median(cold_cpu)
+    mode = "" if pg_changes is None else f" (pg_changes={pg_changes})"
     print(
-        f"\n(a) gate overhead, {store.dialect}, catalog {ITEMS} items, {len(ids)} users x "
+        f"\n(a) gate overhead, {store.dialect}{mode}, catalog {ITEMS} items, {len(ids)} users x "
         f"{PER_USER} events, k={K}, {len(gated)} calls each (median µs per call)"
     )
     print(f"  {'':<50} {'wall':>9} {'CPU':>9}")

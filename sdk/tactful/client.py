@@ -234,6 +234,7 @@ class Tactful:
         keystore_url: str | None = None,
         dek_cache: int | None = None,
         subject_cache: int | None = None,
+        pg_changes: str | None = None,
     ) -> Tactful:
         """Open (creating on first use) a store; an older store's schema is upgraded.
 
@@ -246,6 +247,11 @@ class Tactful:
         (default 4,096; docs/architecture.md weighs memory and exposure against key-store reads).
         `subject_cache` (or TACTFUL_SUBJECT_CACHE) is how many users' decoded state the gate
         keeps between their calls (default 4,096; 0 turns it off): see docs/architecture.md.
+        `pg_changes` (or TACTFUL_PG_CHANGES), on PostgreSQL only: "probe" (default) asks the
+        database on every gated call whether the user's rows changed; "notify" answers from
+        memory until this process commits or a notification says another process did, so a
+        change made elsewhere is seen a moment late (docs/architecture.md, "Probes answered
+        from memory (PostgreSQL, opt-in)").
         """
         cfg = _config.resolve(
             home=home,
@@ -257,6 +263,7 @@ class Tactful:
         )
         _config.audit_batched()  # a bad TACTFUL_AUDIT fails before anything is opened
         cache_size = _config.subject_cache_size(subject_cache)
+        changes = _config.pg_changes(pg_changes)
         if cfg.is_sqlite or cfg.keystore_url.startswith("sqlite"):
             cfg.home.mkdir(parents=True, exist_ok=True)
         pack = load_pack(cfg.policies)
@@ -269,6 +276,7 @@ class Tactful:
             pack.schema,
             keystore_url=cfg.keystore_url,
             dek_cache=cfg.dek_cache,
+            pg_changes=changes,
         )
         return cls(store, pack, subject_cache=cache_size)
 

@@ -1,6 +1,7 @@
 """Where things live: TACTFUL_HOME, TACTFUL_DB_URL, TACTFUL_KEY_FILE, TACTFUL_KEYSTORE_URL,
 TACTFUL_POLICIES; how decision records are written: TACTFUL_AUDIT; the gate's subject cache:
-TACTFUL_SUBJECT_CACHE; how many unwrapped data keys a process keeps: TACTFUL_DEK_CACHE."""
+TACTFUL_SUBJECT_CACHE; how many unwrapped data keys a process keeps: TACTFUL_DEK_CACHE; how a
+process on PostgreSQL learns of other processes' writes: TACTFUL_PG_CHANGES."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from tactful.errors import ConfigurationError
 from tactful.policy.cache import DEFAULT_CAPACITY as DEFAULT_SUBJECT_CACHE
+from tactful.store import PG_CHANGES
 from tactful.store.subjects import CIPHER_CACHE as DEK_CACHE
 
 DEFAULT_HOME = ".tactful"
@@ -123,6 +125,21 @@ def audit_batched() -> bool:
             f"TACTFUL_AUDIT must be one of {', '.join(AUDIT_MODES)}, not {mode!r}"
         )
     return mode == "batched"
+
+
+def pg_changes(given: str | None = None) -> str:
+    """TACTFUL_PG_CHANGES (or `given`): `probe` (default) asks PostgreSQL on every gated call
+    whether the user's rows changed; `notify` answers from memory until a commit of this
+    process or a notification of another's says something changed (docs/architecture.md,
+    "Probes answered from memory (PostgreSQL, opt-in)"). SQLite ignores it."""
+    raw = given if given is not None else os.environ.get("TACTFUL_PG_CHANGES", "")
+    mode = raw.strip().lower() or PG_CHANGES[0]
+    if mode not in PG_CHANGES:
+        raise ConfigurationError(
+            f"pg_changes= (or TACTFUL_PG_CHANGES) must be one of {', '.join(PG_CHANGES)}, "
+            f"not {mode!r}"
+        )
+    return mode
 
 
 def subject_cache_size(given: int | None = None) -> int:

@@ -13,6 +13,7 @@ from tactful.store import sequence
 from tactful.store.engine import READ_ONLY, DriverReads, insert_ignore, make_engine, now, utc
 from tactful.store.keystore import ORPHAN_GRACE, KeyStatus, KeyStore, RotationReport
 from tactful.store.migrate import prepare
+from tactful.store.notified import UNWATCHED, Notified, watch_commits
 from tactful.store.probe import Probe, probe
 from tactful.store.quiet import Quiet
 from tactful.store.records import (
@@ -31,8 +32,10 @@ from tactful.store.tables import StoreMeta, Subject, table_of
 
 _meta = table_of(StoreMeta)
 INDEXED = "blind_index_fields"
-# Probes kept per (pseudonym, dataset) while the database is quiet (SQLite).
+# Probes kept per (pseudonym, dataset) while the database is quiet (SQLite; PostgreSQL when
+# notified of changes).
 PROBE_MEMO = 4096
+PG_CHANGES = ("probe", "notify")  # how a process on PostgreSQL learns of others' commits
 _subject = table_of(Subject)
 
 __all__ = [
@@ -77,11 +80,15 @@ class Store:
         *,
         keystore_url: str,
         dek_cache: int = CIPHER_CACHE,
+        pg_changes: str = "probe",
     ) -> None:
         self.engine: Engine = make_engine(url)
         self.reads = DriverReads(self.engine)
-        # SQLite only: probes answered from memory while nothing else was committed.
-        self.quiet = Quiet(self.engine) if self.engine.dialect.name == "sqlite" else None
+        # Probes answered from memory while nothing else was committed: on SQLite always
+        # (strict), on PostgreSQL with pg_changes="notify" (see tactful.store.notified).
+        self.quiet: Quiet | Notified | None = (
+            Quiet(self.engine) if self.engine.dialect.name == "sqlite" else None
+        )
         self._probes: dict[tuple[str, str], tuple[int, Probe]] = {}
         self.probe_memo = PROBE_MEMO
         self.keystore = KeyStore(keystore_url, provider)
@@ -92,6 +99,11 @@ class Store:
             raise
         self.dialect = self.engine.dialect.name
         self.store_id = self.prepared.store_id
+        if self.dialect == "postgresql":
+            # Every process moves its own listeners at its commits, whichever mode it runs in.
+            watch_commits(self.engine, self.store_id)
+            if pg_changes == "notify":
+                self.quiet = Notified(self.engine, self.store_id)
         self.subjects = Subjects(self.keystore, self.store_id, cache_size=dek_cache)
         self.profiles = Profiles(self.subjects, schema)
         self.events = Events(self.subjects, schema.event_category)
@@ -147,7 +159,8 @@ class Store:
 
         On SQLite a probe is answered from memory when no connection but the audit log's
         writer committed since it was run (`tactful.store.quiet`): then none of the rows it
-        reads can differ.
+        reads can differ. On PostgreSQL with `pg_changes="notify"`, when no commit of this
+        process and no notification of another's was seen since (`tactful.store.notified`).
         """
         ref = self.subjects.pseudonym(user_id)
         quiet = self.quiet
@@ -165,9 +178,19 @@ class Store:
         return found
 
     def audit_begin(self) -> AbstractContextManager[Connection]:
-        """The transaction the audit log writes its queued records in: on SQLite on the
-        quiet connection, so the gate's own group commits do not look like changes."""
-        return self.begin() if self.quiet is None else self.quiet.begin()
+        """The transaction the audit log writes its queued records in, so that the gate's own
+        group commits do not look like changes: on SQLite on the quiet connection, on
+        PostgreSQL on a connection whose commit moves no listener (`notified.UNWATCHED`)."""
+        if isinstance(self.quiet, Quiet):
+            return self.quiet.begin()
+        return self._unwatched_begin()
+
+    @contextmanager
+    def _unwatched_begin(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(**{UNWATCHED: True})
+            with conn.begin():
+                yield conn
 
     def events_drawn(self, conn: Connection) -> int:
         """The latest event write number drawn store-wide (`store.sequence`; 0 before any)."""
@@ -224,7 +247,7 @@ class Store:
 
     def close(self) -> None:
         """Release the connection pools."""
-        quiet: Quiet | None = getattr(self, "quiet", None)
+        quiet: Quiet | Notified | None = getattr(self, "quiet", None)
         if quiet is not None:
             quiet.close()
         self.reads.close()

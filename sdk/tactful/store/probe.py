@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal,
     select,
 )
+from sqlalchemy.sql.util import find_tables
 
 from tactful.store.engine import DriverReads, driver_sql
 from tactful.store.sequence import DRAWN, PURGED
@@ -109,6 +110,13 @@ def _probe_select(dialect: str) -> Select[Any]:
         DRAWN[dialect],  # the latest event number drawn store-wide (a hint)
         *_MARKS,
     ).select_from(_ONE.outerjoin(_subject, _subject.c.ref == bindparam("ref")))
+
+
+def watched_tables() -> tuple[str, ...]:
+    """The names of the tables the probe reads (not the PostgreSQL sequence): the rows whose
+    changes PostgreSQL notifications announce (`tactful.store.notified`)."""
+    found = find_tables(_probe_select("postgresql"), include_joins=True)
+    return tuple(sorted({t.name for t in found if isinstance(t, Table)}))
 
 
 @dataclass(frozen=True, slots=True)

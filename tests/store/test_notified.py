@@ -1,0 +1,231 @@
+"""`pg_changes="notify"`: on PostgreSQL, probes answered from memory until a commit of this
+process or a notification of another's says something the gate reads changed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tactful import ConfigurationError, Tactful
+from tactful.store.notified import TRIGGER, Notified
+from tactful.store.probe import watched_tables
+from tests.conftest import POLICIES, seed_small
+
+pytestmark = pytest.mark.postgres
+
+HEARD_WITHIN = 10.0  # seconds a test waits for a notification before it fails
+
+
+def _open(url: str, tmp_path: Path, **options: object) -> Tactful:
+    return Tactful.open(db_url=url, key_file=tmp_path / "master.key", policies=POLICIES, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def notified(pg_schema_url: str, tmp_path: Path) -> Iterator[Tactful]:
+    with _open(pg_schema_url, tmp_path, pg_changes="notify") as tf:
+        yield tf
+
+
+def _listener(tf: Tactful) -> Notified:
+    quiet = tf._store.quiet
+    assert isinstance(quiet, Notified)
+    return quiet
+
+
+def _probes_counted(tf: Tactful, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reads = tf._store.reads
+    ran: list[str] = []
+    real = reads.run
+
+    def counted(sql: str, params: tuple[object, ...]) -> list[object]:
+        ran.append(sql)
+        return real(sql, params)
+
+    monkeypatch.setattr(reads, "run", counted)
+    return ran
+
+
+def _wait_until_moved(listener: Notified, since: int) -> None:
+    deadline = time.monotonic() + HEARD_WITHIN
+    while time.monotonic() < deadline:
+        now = listener.now()
+        if now is not None and now != since:
+            return
+        time.sleep(0.001)
+    pytest.fail(f"no notification heard within {HEARD_WITHIN} s")
+
+
+def _triggers(tf: Tactful) -> set[str]:
+    with tf._store.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE t.tgname = %(n)s AND c.relnamespace = current_schema()::regnamespace",
+            {"n": TRIGGER},
+        )
+        return {r[0] for r in rows}
+
+
+def test_every_table_the_probe_reads_notifies_and_a_store_without_triggers_gets_them(
+    pg_schema_url: str, tmp_path: Path
+) -> None:
+    with _open(pg_schema_url, tmp_path) as tf:
+        assert _triggers(tf) == set(watched_tables())
+        assert {"consent_record", "user_settings", "event", "subject"} <= _triggers(tf)
+        assert "audit_log" not in _triggers(tf), "the gate's own records announce nothing"
+        with tf._store.begin() as conn:  # a store made before the triggers existed
+            conn.exec_driver_sql(f"DROP TRIGGER {TRIGGER} ON consent_record")
+            conn.exec_driver_sql(f"DROP TRIGGER {TRIGGER} ON event")
+    with _open(pg_schema_url, tmp_path) as tf:
+        assert _triggers(tf) == set(watched_tables())
+
+
+def test_with_notify_a_quiet_store_answers_the_probe_from_memory(
+    notified: Tactful, pg_schema_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tf = notified
+    seed_small(tf)
+    with _open(pg_schema_url, tmp_path) as other:  # the default mode, in this process
+        assert tf.recommend("u1", k=6).mode == "personalized"
+        tf.recommend("u1", k=6)
+        ran = _probes_counted(tf, monkeypatch)
+        assert tf.audit.flush() >= 2, "the decision records, written on unwatched connections"
+        assert tf.recommend("u1", k=6).mode == "personalized"
+        assert tf.recommend("u1", k=6).mode == "personalized"
+        assert ran == [], "nothing was committed but audit records: no probe statement"
+        other.consent.withdraw("u1", "personalization")
+        # Another instance of this process: its commit moves this listener at once, with
+        # no notification waited for.
+        assert tf.recommend("u1", k=6).mode == "non_personalized"
+        assert len(ran) == 1
+        tf.consent.grant("u1", ["personalization"])
+        assert tf.recommend("u1", k=6).mode == "personalized"
+        assert len(ran) == 2
+
+
+_WITHDRAW = """
+import sys
+from tactful import Tactful
+with Tactful.open(db_url=sys.argv[1], key_file=sys.argv[2], policies=sys.argv[3]) as tf:
+    tf.consent.withdraw("u1", "personalization")
+"""
+
+
+def test_a_withdrawal_in_another_process_is_heard_and_enforced(
+    notified: Tactful, tmp_path: Path, pg_schema_url: str
+) -> None:
+    tf = notified
+    seed_small(tf)
+    assert tf.recommend("u1", k=6).mode == "personalized"
+    listener = _listener(tf)
+    before = listener.now()
+    assert before is not None
+    subprocess.run(
+        [sys.executable, "-c", _WITHDRAW, pg_schema_url, str(tmp_path / "master.key"), POLICIES],
+        check=True,
+        timeout=120,
+    )
+    _wait_until_moved(listener, before)
+    assert tf.recommend("u1", k=6).mode == "non_personalized"
+
+
+def test_a_write_by_any_client_is_heard(notified: Tactful, pg_schema_url: str) -> None:
+    # The triggers are in the database: a write that bypasses tactful (an operator's SQL,
+    # another tool) is announced too.
+    import psycopg
+
+    tf = notified
+    seed_small(tf)
+    listener = _listener(tf)
+    for statement in (
+        "UPDATE user_settings SET updated_at = updated_at",
+        "DELETE FROM rights_objection",  # no row: statement triggers fire all the same
+        "TRUNCATE segment_membership",
+    ):
+        before = listener.now()
+        assert before is not None
+        dsn = pg_schema_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(dsn, autocommit=True) as raw:
+            raw.execute(statement)
+        _wait_until_moved(listener, before)
+
+
+def test_notifications_are_read_without_calls(
+    notified: Tactful, pg_schema_url: str, tmp_path: Path
+) -> None:
+    # A process that makes no calls must still read its connection, or the server keeps every
+    # notification for it (a full queue makes every notifying commit in the database fail).
+    tf = notified
+    seed_small(tf)
+    listener = _listener(tf)
+    assert listener.now() is not None
+    before = listener.generation
+    with _open(pg_schema_url, tmp_path) as other:
+        other.settings.update("u2", discovery=0.5)
+    # `other` is of this process, so its commit moved the listener at once; the daemon
+    # thread then takes the notification off the connection, without any call.
+    moved = listener.generation
+    assert moved != before
+    deadline = time.monotonic() + HEARD_WITHIN
+    while listener.generation == moved and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert listener.generation != moved, "the daemon thread read the notification"
+    assert listener._conn is not None
+    assert listener._conn.pgconn.notifies() is None
+
+
+def _terminate(listener: Notified) -> None:
+    import psycopg
+
+    pid = listener._conn.pgconn.backend_pid
+    dsn = listener.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn.split("?", 1)[0], autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def _closed(listener: Notified) -> None:
+    listener._conn.close()
+
+
+@pytest.mark.parametrize(
+    "breaks", [_terminate, _closed], ids=["server ended it", "connection closed"]
+)
+def test_a_broken_listening_connection_sends_the_caller_to_the_database(
+    notified: Tactful, monkeypatch: pytest.MonkeyPatch, breaks: Callable[[Notified], None]
+) -> None:
+    tf = notified
+    seed_small(tf)
+    assert tf.recommend("u1", k=6).mode == "personalized"
+    listener = _listener(tf)
+    before = listener.now()
+    breaks(listener)
+    deadline = time.monotonic() + HEARD_WITHIN
+    while listener.now() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)  # the end of a terminated connection arrives as input
+    ran = _probes_counted(tf, monkeypatch)
+    after = listener.now()
+    assert after is not None and after != before, "a fresh listening connection, afresh"
+    assert tf.recommend("u1", k=6).mode == "personalized"
+    assert len(ran) == 1, "the first call after it reads the database"
+    tf.recommend("u1", k=6)
+    assert len(ran) == 1
+
+
+def test_pg_changes_takes_probe_or_notify_only(
+    pg_schema_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigurationError, match="probe, notify"):
+        _open(pg_schema_url, tmp_path, pg_changes="sometimes")
+    monkeypatch.setenv("TACTFUL_PG_CHANGES", "listen")
+    with pytest.raises(ConfigurationError, match="TACTFUL_PG_CHANGES"):
+        _open(pg_schema_url, tmp_path)
+    monkeypatch.setenv("TACTFUL_PG_CHANGES", "notify")
+    with _open(pg_schema_url, tmp_path) as tf:
+        assert isinstance(tf._store.quiet, Notified)
+    monkeypatch.delenv("TACTFUL_PG_CHANGES")
+    with _open(pg_schema_url, tmp_path) as tf:
+        assert tf._store.quiet is None, "the default asks the database on every call"
