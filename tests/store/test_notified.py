@@ -70,18 +70,22 @@ def _triggers(tf: Tactful) -> set[str]:
         return {r[0] for r in rows}
 
 
-def test_every_table_the_probe_reads_notifies_and_a_store_without_triggers_gets_them(
+def test_every_table_the_probe_reads_notifies_once_a_process_asked_for_notifications(
     pg_schema_url: str, tmp_path: Path
 ) -> None:
     with _open(pg_schema_url, tmp_path) as tf:
+        assert _triggers(tf) == set(), "the default mode costs the writers nothing"
+    with _open(pg_schema_url, tmp_path, pg_changes="notify") as tf:
         assert _triggers(tf) == set(watched_tables())
         assert {"consent_record", "user_settings", "event", "subject"} <= _triggers(tf)
         assert "audit_log" not in _triggers(tf), "the gate's own records announce nothing"
-        with tf._store.begin() as conn:  # a store made before the triggers existed
+        with tf._store.begin() as conn:  # triggers lost (dropped by an operator, say)
             conn.exec_driver_sql(f"DROP TRIGGER {TRIGGER} ON consent_record")
             conn.exec_driver_sql(f"DROP TRIGGER {TRIGGER} ON event")
     with _open(pg_schema_url, tmp_path) as tf:
-        assert _triggers(tf) == set(watched_tables())
+        assert _triggers(tf) == set(watched_tables()) - {"consent_record", "event"}
+    with _open(pg_schema_url, tmp_path, pg_changes="notify") as tf:
+        assert _triggers(tf) == set(watched_tables()), "missing ones are made again"
 
 
 def test_with_notify_a_quiet_store_answers_the_probe_from_memory(

@@ -29,11 +29,19 @@ def _backup_sqlite(db: Path, to: Path) -> str:
     return f"sqlite:///{to}"
 
 
-def _backup_postgres(url: str) -> str:
-    """Copy every table of the store's schema into a new schema (a logical backup)."""
+def _backup_postgres(url: str, request: pytest.FixtureRequest) -> str:
+    """Copy every table of the store's schema into a new schema (a logical backup), dropped
+    when the test ends."""
     schema = url.rsplit("search_path%3D", 1)[1]
     copy = "b_" + uuid.uuid4().hex[:16]
     engine = create_engine(_pg_admin_url().replace("postgresql://", "postgresql+psycopg://"))
+
+    def drop() -> None:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{copy}" CASCADE'))
+        engine.dispose()
+
+    request.addfinalizer(drop)
     with engine.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{copy}"'))
         tables = conn.execute(
@@ -43,18 +51,19 @@ def _backup_postgres(url: str) -> str:
         for t in list(tables):
             conn.execute(text(f'CREATE TABLE "{copy}"."{t}" (LIKE "{schema}"."{t}" INCLUDING ALL)'))
             conn.execute(text(f'INSERT INTO "{copy}"."{t}" SELECT * FROM "{schema}"."{t}"'))
-    engine.dispose()
     return url.rsplit("search_path%3D", 1)[0] + "search_path%3D" + copy
 
 
-def test_backup_taken_before_erasure_is_unreadable_after_it(db_url: str, tmp_path: Path) -> None:
+def test_backup_taken_before_erasure_is_unreadable_after_it(
+    db_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     key = tmp_path / "master.key"
     with Tactful.open(db_url=db_url, key_file=key, policies=POLICIES) as tf:
         _plant(tf)
         if db_url.startswith("sqlite"):
             backup = _backup_sqlite(Path(db_url.split(":///", 1)[1]), tmp_path / "backup.db")
         else:
-            backup = _backup_postgres(db_url)
+            backup = _backup_postgres(db_url, request)
         with Tactful.open(db_url=backup, key_file=key, policies=POLICIES) as before:
             assert before.profiles.get("victim")["country"] == "DE"  # the backup is good...
         tf.rights.erase("victim")

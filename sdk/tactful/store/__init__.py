@@ -14,7 +14,8 @@ from tactful.store.engine import READ_ONLY, DriverReads, insert_ignore, make_eng
 from tactful.store.keystore import ORPHAN_GRACE, KeyStatus, KeyStore, RotationReport
 from tactful.store.migrate import prepare
 from tactful.store.notified import UNWATCHED, Notified, watch_commits
-from tactful.store.probe import Probe, probe
+from tactful.store.notified import ensure as ensure_triggers
+from tactful.store.probe import Probe, probe, watched_tables
 from tactful.store.quiet import Quiet
 from tactful.store.records import (
     Catalog,
@@ -103,6 +104,11 @@ class Store:
             # Every process moves its own listeners at its commits, whichever mode it runs in.
             watch_commits(self.engine, self.store_id)
             if pg_changes == "notify":
+                # The triggers are made by the first process that asks for notifications,
+                # and stay (docs/architecture.md, "Probes answered from memory (PostgreSQL,
+                # opt-in)"): until then the store's writers pay nothing for them.
+                with self.begin() as conn:
+                    ensure_triggers(conn, self.store_id, watched_tables())
                 self.quiet = Notified(self.engine, self.store_id)
         self.subjects = Subjects(self.keystore, self.store_id, cache_size=dek_cache)
         self.profiles = Profiles(self.subjects, schema)

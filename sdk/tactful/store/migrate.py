@@ -32,9 +32,8 @@ from sqlmodel import SQLModel
 
 from tactful.crypto import unwrap_key_v1
 from tactful.errors import ConfigurationError
-from tactful.store import notified, sequence, tables
+from tactful.store import sequence, tables
 from tactful.store.keystore import KeyStore
-from tactful.store.probe import watched_tables
 
 _meta = tables.table_of(tables.StoreMeta)
 _subject = tables.table_of(tables.Subject)
@@ -137,8 +136,6 @@ def prepare(engine: Engine, keystore: KeyStore) -> Prepared:
                     if step.version > version:
                         step.run(ops, conn, keystore, store_id)
             sequence.ensure(conn)
-            if conn.dialect.name == "postgresql":
-                notified.ensure(conn, store_id, watched_tables())
             if before is None:
                 conn.execute(
                     _meta.insert().values(key="schema_version", value=str(tables.SCHEMA_VERSION))

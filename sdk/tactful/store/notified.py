@@ -39,6 +39,7 @@ from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.exc import DBAPIError
 
 from tactful.store.engine import READ_ONLY
+from tactful.store.migrate import LOCK_ID
 
 UNWATCHED = "tactful_unwatched"  # execution option: this connection's commits are not changes
 TRIGGER = "tactful_changed"
@@ -69,9 +70,10 @@ def channel(store_id: str) -> str:
 def ensure(conn: Connection, store_id: str, tables: Iterable[str]) -> None:
     """Give each of `tables` (in the current schema) its notifying trigger, if it has none.
 
-    Idempotent and cheap when nothing is missing (one catalog read); run inside the opening
-    transaction, which holds the schema lock (`store.migrate`).
+    Idempotent and cheap when nothing is missing (one catalog read); under the schema lock
+    (`store.migrate.LOCK_ID`), so that processes opening at once create them once.
     """
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_ID})
     have = set(
         conn.execute(
             text(
