@@ -29,6 +29,7 @@ from memory (PostgreSQL, opt-in)".
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import weakref
@@ -55,6 +56,11 @@ def _forked() -> None:
 
 
 os.register_at_fork(after_in_child=_forked)
+
+# Generations are drawn from one counter (its `next` is atomic under the GIL) and assigned,
+# never incremented in place: `moved` runs in any thread without the lock, and a `+= 1`
+# racing with another could set a generation back to a value already handed out.
+_ticks = itertools.count(1)
 
 # The listeners of this process, by channel: a commit through any engine of a store moves
 # the generation of every listener of that store here, not only its own instance's.
@@ -120,7 +126,7 @@ class Notified:
     def __init__(self, engine: Engine, store_id: str) -> None:
         self.engine = engine
         self.channel = channel(store_id)
-        self.generation = 0
+        self.generation = next(_ticks)
         self._reset()
         with _listeners_lock:
             _listeners.setdefault(self.channel, weakref.WeakSet()).add(self)
@@ -133,8 +139,8 @@ class Notified:
         self._thread: threading.Thread | None = None
 
     def moved(self) -> None:
-        """Something was committed in this process (`watch_commits`)."""
-        self.generation += 1
+        """Something was committed, or may have been unseen: a generation never used before."""
+        self.generation = next(_ticks)
 
     def now(self) -> int | None:
         """The current generation: it changes whenever a notification arrived or this process
@@ -142,7 +148,7 @@ class Notified:
         yet, or it broke, or another thread is reading it): the caller reads the database."""
         if self._forks != _forks:
             self._reset()
-            self.generation += 1
+            self.moved()
         if not self._lock.acquire(blocking=False):
             return None
         try:
@@ -171,7 +177,7 @@ class Notified:
             raise
         self._conn = conn
         # What was committed before LISTEN took effect was never heard: start afresh.
-        self.generation += 1
+        self.moved()
         if self._thread is None:
             self._thread = threading.Thread(
                 target=_drain_loop,
@@ -190,11 +196,11 @@ class Notified:
         while pgconn.notifies() is not None:
             heard = True
         if heard:
-            self.generation += 1
+            self.moved()
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
-        self.generation += 1
+        self.moved()
         if conn is not None and self._forks == _forks:
             with contextlib.suppress(Exception):
                 conn.close()
