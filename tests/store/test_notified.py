@@ -73,7 +73,7 @@ def _triggers(tf: Tactful) -> set[str]:
 def test_every_table_the_probe_reads_notifies_once_a_process_asked_for_notifications(
     pg_schema_url: str, tmp_path: Path
 ) -> None:
-    with _open(pg_schema_url, tmp_path) as tf:
+    with _open(pg_schema_url, tmp_path, pg_changes="probe") as tf:
         assert _triggers(tf) == set(), "the default mode costs the writers nothing"
     with _open(pg_schema_url, tmp_path, pg_changes="notify") as tf:
         assert _triggers(tf) == set(watched_tables())
@@ -82,7 +82,7 @@ def test_every_table_the_probe_reads_notifies_once_a_process_asked_for_notificat
         with tf._store.begin() as conn:  # triggers lost (dropped by an operator, say)
             conn.exec_driver_sql(f"DROP TRIGGER {TRIGGER} ON consent_record")
             conn.exec_driver_sql(f"DROP TRIGGER {TRIGGER} ON event")
-    with _open(pg_schema_url, tmp_path) as tf:
+    with _open(pg_schema_url, tmp_path, pg_changes="probe") as tf:
         assert _triggers(tf) == set(watched_tables()) - {"consent_record", "event"}
     with _open(pg_schema_url, tmp_path, pg_changes="notify") as tf:
         assert _triggers(tf) == set(watched_tables()), "missing ones are made again"
