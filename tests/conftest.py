@@ -99,3 +99,18 @@ def seed_small(tf: Tactful) -> None:
     tf.consent.grant("u1", ["personalization"])
     tf.consent.grant("u2", ["personalization"])
     tf.consent.grant("u4", ["personalization"])
+
+
+def count_probe_statements(tf: Tactful, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, every statement the store runs on its own driver connections (the gate's
+    probe) is appended to the returned list."""
+    reads = tf._store.reads
+    ran: list[str] = []
+    real = reads.run
+
+    def counted(sql: str, params: tuple[object, ...]) -> list[object]:
+        ran.append(sql)
+        return real(sql, params)
+
+    monkeypatch.setattr(reads, "run", counted)
+    return ran

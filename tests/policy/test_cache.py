@@ -19,7 +19,7 @@ from tactful import ConfigurationError, Recommendations, Tactful
 from tactful.parts.models import interactions
 from tactful.policy.cache import SubjectCache, expiry
 from tactful.store.probe import _compiled as probe_sql
-from tests.conftest import POLICIES, seed_small
+from tests.conftest import POLICIES, count_probe_statements, seed_small
 
 
 def _statements(tf: Tactful, call: Callable[[], object]) -> list[str]:
@@ -284,15 +284,7 @@ def test_on_sqlite_a_quiet_store_answers_the_probe_from_memory(
     ):
         seed_small(tf)
         assert tf.recommend("u1", k=6).mode == "personalized"
-        reads = tf._store.reads
-        ran: list[str] = []
-        real = reads.run
-
-        def counted(sql: str, params: tuple[object, ...]) -> list[object]:
-            ran.append(sql)
-            return real(sql, params)
-
-        monkeypatch.setattr(reads, "run", counted)
+        ran = count_probe_statements(tf, monkeypatch)
         tf.recommend("u1", k=6)
         assert tf.audit.flush() >= 2  # the decision records, on the watching connection
         assert tf.recommend("u1", k=6).mode == "personalized"

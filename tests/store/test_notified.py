@@ -14,7 +14,7 @@ import pytest
 from tactful import ConfigurationError, Tactful
 from tactful.store.notified import TRIGGER, Notified
 from tactful.store.probe import watched_tables
-from tests.conftest import POLICIES, seed_small
+from tests.conftest import POLICIES, count_probe_statements, seed_small
 
 pytestmark = pytest.mark.postgres
 
@@ -37,17 +37,14 @@ def _listener(tf: Tactful) -> Notified:
     return quiet
 
 
-def _probes_counted(tf: Tactful, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    reads = tf._store.reads
-    ran: list[str] = []
-    real = reads.run
-
-    def counted(sql: str, params: tuple[object, ...]) -> list[object]:
-        ran.append(sql)
-        return real(sql, params)
-
-    monkeypatch.setattr(reads, "run", counted)
-    return ran
+def _seeded(tf: Tactful) -> tuple[Notified, int]:
+    """Seed the store, make a first personalized call; its listener and current generation."""
+    seed_small(tf)
+    assert tf.recommend("u1", k=6).mode == "personalized"
+    listener = _listener(tf)
+    now = listener.now()
+    assert now is not None
+    return listener, now
 
 
 def _wait_until_moved(listener: Notified, since: int) -> None:
@@ -96,7 +93,7 @@ def test_with_notify_a_quiet_store_answers_the_probe_from_memory(
     with _open(pg_schema_url, tmp_path) as other:  # the default mode, in this process
         assert tf.recommend("u1", k=6).mode == "personalized"
         tf.recommend("u1", k=6)
-        ran = _probes_counted(tf, monkeypatch)
+        ran = count_probe_statements(tf, monkeypatch)
         assert tf.audit.flush() >= 2, "the decision records, written on unwatched connections"
         assert tf.recommend("u1", k=6).mode == "personalized"
         assert tf.recommend("u1", k=6).mode == "personalized"
@@ -123,11 +120,7 @@ def test_a_withdrawal_in_another_process_is_heard_and_enforced(
     notified: Tactful, tmp_path: Path, pg_schema_url: str
 ) -> None:
     tf = notified
-    seed_small(tf)
-    assert tf.recommend("u1", k=6).mode == "personalized"
-    listener = _listener(tf)
-    before = listener.now()
-    assert before is not None
+    listener, before = _seeded(tf)
     subprocess.run(
         [sys.executable, "-c", _WITHDRAW, pg_schema_url, str(tmp_path / "master.key"), POLICIES],
         check=True,
@@ -202,15 +195,12 @@ def test_a_broken_listening_connection_sends_the_caller_to_the_database(
     notified: Tactful, monkeypatch: pytest.MonkeyPatch, breaks: Callable[[Notified], None]
 ) -> None:
     tf = notified
-    seed_small(tf)
-    assert tf.recommend("u1", k=6).mode == "personalized"
-    listener = _listener(tf)
-    before = listener.now()
+    listener, before = _seeded(tf)
     breaks(listener)
     deadline = time.monotonic() + HEARD_WITHIN
     while listener.now() is not None and time.monotonic() < deadline:
         time.sleep(0.01)  # the end of a terminated connection arrives as input
-    ran = _probes_counted(tf, monkeypatch)
+    ran = count_probe_statements(tf, monkeypatch)
     after = listener.now()
     assert after is not None and after != before, "a fresh listening connection, afresh"
     assert tf.recommend("u1", k=6).mode == "personalized"
