@@ -223,3 +223,40 @@ def test_pg_changes_takes_probe_or_notify_only(
     monkeypatch.delenv("TACTFUL_PG_CHANGES")
     with _open(pg_schema_url, tmp_path) as tf:
         assert tf._store.quiet is None, "the default asks the database on every call"
+
+
+def test_a_least_privilege_role_opens_the_store_and_notify_tells_it_what_to_do(
+    pg_schema_url: str, tmp_path: Path
+) -> None:
+    # An app often connects as a role that may read and write the tables but not change
+    # the schema. It opens a store made by the owner; in notify mode, while the triggers are
+    # missing, opening fails with a message saying how to proceed and makes nothing.
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    with _open(pg_schema_url, tmp_path, pg_changes="probe"):
+        pass
+    role = "tactful_app_" + uuid.uuid4().hex[:8]
+    schema = pg_schema_url.rsplit("search_path%3D", 1)[1]
+    admin = make_url(pg_schema_url).set(drivername="postgresql", query={})
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        conn.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
+        )
+        conn.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"')
+    try:
+        as_app = make_url(pg_schema_url).set(username=role).render_as_string(hide_password=False)
+        with pytest.raises(ConfigurationError, match="as a role that owns its tables"):
+            _open(as_app, tmp_path, pg_changes="notify")
+        with _open(as_app, tmp_path, pg_changes="probe") as tf:
+            assert _triggers(tf) == set()
+            seed_small(tf)
+            assert tf.recommend("u1", k=6).mode == "personalized"
+    finally:
+        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
+            c.execute(f'DROP OWNED BY "{role}"')
+            c.execute(f'DROP ROLE "{role}"')

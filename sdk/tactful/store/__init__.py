@@ -7,8 +7,10 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 
 from sqlalchemy import Connection, Engine, event, select, update
+from sqlalchemy.exc import ProgrammingError
 
 from tactful.crypto import KeyProvider, checkpoint_mac, checkpoint_mac_valid
+from tactful.errors import ConfigurationError
 from tactful.store import sequence
 from tactful.store.engine import READ_ONLY, DriverReads, insert_ignore, make_engine, now, utc
 from tactful.store.keystore import ORPHAN_GRACE, KeyStatus, KeyStore, RotationReport
@@ -104,12 +106,7 @@ class Store:
             # Every process moves its own listeners at its commits, whichever mode it runs in.
             watch_commits(self.engine, self.store_id)
             if pg_changes == "notify":
-                # The triggers are made by the first process that asks for notifications,
-                # and stay (docs/architecture.md, "Probes answered from memory (PostgreSQL,
-                # opt-in)"): until then the store's writers pay nothing for them.
-                with self.begin() as conn:
-                    ensure_triggers(conn, self.store_id, watched_tables())
-                self.quiet = Notified(self.engine, self.store_id)
+                self._listen_for_changes()
         self.subjects = Subjects(self.keystore, self.store_id, cache_size=dek_cache)
         self.profiles = Profiles(self.subjects, schema)
         self.events = Events(self.subjects, schema.event_category)
@@ -126,6 +123,25 @@ class Store:
             self.subjects.end_transaction()
 
         self._sync_blind_indexes(schema)
+
+    def _listen_for_changes(self) -> None:
+        # The triggers are made by the first process that asks for notifications, and stay
+        # (docs/architecture.md, "Probes answered from memory (PostgreSQL, opt-in)"): until
+        # then the store's writers pay nothing for them.
+        try:
+            with self.begin() as conn:
+                ensure_triggers(conn, self.store_id, watched_tables())
+        except ProgrammingError as exc:
+            self.close()
+            raise ConfigurationError(
+                f"pg_changes='notify' must add a trigger to the store's tables, and the "
+                f"database refused ({type(exc.orig).__name__}): open the store once in this "
+                f"mode as a role that owns its tables, or use pg_changes='probe'"
+            ) from None
+        except BaseException:
+            self.close()
+            raise
+        self.quiet = Notified(self.engine, self.store_id)
 
     def _sync_blind_indexes(self, schema: ProfileSchema) -> None:
         # Fields that became searchable (fields.yaml changed, or a store from before blind

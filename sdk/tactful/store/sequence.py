@@ -47,7 +47,11 @@ DRAWN: dict[str, ScalarSelect[Any]] = {
 def ensure(conn: Connection) -> None:
     """Create the sequence's source if it is missing (idempotent; run on every open)."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"CREATE SEQUENCE IF NOT EXISTS {PG_SEQUENCE}")
+        # Looked up first: CREATE ... IF NOT EXISTS needs the CREATE privilege on the schema
+        # even when the sequence exists, which an app's least-privilege role does not have.
+        found = conn.execute(text("SELECT to_regclass(:name)"), {"name": PG_SEQUENCE}).scalar()
+        if found is None:
+            conn.exec_driver_sql(f"CREATE SEQUENCE IF NOT EXISTS {PG_SEQUENCE}")
     else:
         insert_ignore(conn, _meta, [{"key": COUNTER, "value": "0"}], ["key"])
 
