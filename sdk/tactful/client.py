@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from tactful import config as _config
 from tactful.audit import AuditLog
@@ -234,7 +235,7 @@ class Tactful:
         keystore_url: str | None = None,
         dek_cache: int | None = None,
         subject_cache: int | None = None,
-        pg_changes: str | None = None,
+        pg_changes: Literal["probe", "notify"] | None = None,
     ) -> Tactful:
         """Open (creating on first use) a store; an older store's schema is upgraded.
 
