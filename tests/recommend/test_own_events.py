@@ -164,6 +164,27 @@ def test_events_another_process_wrote_are_learned_at_most_once_per_sync_interval
     assert_same(learned(tf), refit(db_url, tmp_path))
 
 
+def test_an_infinite_sync_interval_leaves_other_processes_events_to_the_next_refit(
+    tf: Tactful, other: Tactful, db_url: str, tmp_path: Path
+) -> None:
+    # docs/architecture.md, "Models across processes": the setting that restores models
+    # which change only at refits (and with this process's own events).
+    seed_small(tf)
+    tf._models.sync_interval = float("inf")
+    tf.train()
+    fits = tf._models.fits
+    other.events.record("u1", "d")
+    for _ in range(3):
+        tf.recommend("u2", k=6)
+    assert tf._models.fits == fits
+    assert learned(tf) != refit(db_url, tmp_path), "another process's event is not looked for"
+    tf.events.record("u4", "c")
+    tf.recommend("u2", k=6)
+    assert ("c", "f") in learned(tf)[0], "this process's own events are still learned"
+    tf.train()
+    assert_same(learned(tf), refit(db_url, tmp_path))
+
+
 def test_an_event_numbered_below_the_learned_mark_makes_the_process_refit(
     tf: Tactful, other: Tactful, db_url: str, tmp_path: Path
 ) -> None:
