@@ -271,3 +271,46 @@ def test_many_users_events_from_another_process_are_a_refit_in_the_same_call(
     tf.recommend(users[0], k=3)
     assert tf._models.fits == fits + 1, f"{limit + 1} users are refit, at this call"
     assert_same(learned(tf), refit(db_url, tmp_path))
+
+
+class Waiting(Bundles):
+    """An app recommender whose fit waits (at most 10 s) until the test says go on."""
+
+    name = "waiting"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fitting = threading.Event()
+        self.go_on = threading.Event()
+        self.waited_out = False
+
+    def fit(self, bundles: Sequence[Sequence[Interaction]], catalog: Sequence[CatalogItem]) -> None:
+        self.fitting.set()
+        self.waited_out = not self.go_on.wait(timeout=10)
+        super().fit(bundles, catalog)
+
+
+def test_a_refit_holds_no_write_lock_and_writers_go_on_during_it(
+    tf: Tactful, other: Tactful
+) -> None:
+    # The fit only reads. In a write transaction it held SQLite's write lock for its whole
+    # length, and every writer of every process waited behind it.
+    seed_small(tf)
+    rec = Waiting()
+    tf.register_recommender(rec)
+    rec.go_on.set()
+    tf.recommend("u1", k=6)
+    rec.fitting.clear()
+    rec.go_on.clear()
+    training = threading.Thread(target=tf.train)
+    training.start()
+    try:
+        assert rec.fitting.wait(timeout=10), "the refit started"
+        other.settings.update("u2", discovery=0.7)  # another instance writes meanwhile
+        other.events.record("u4", "c")
+        assert not rec.go_on.is_set() and not rec.waited_out, "written while the fit ran"
+    finally:
+        rec.go_on.set()
+        training.join(timeout=30)
+    assert not rec.waited_out
+    assert tf.recommend("u4", k=6).mode == "personalized"

@@ -138,6 +138,29 @@ def test_a_withdrawal_in_another_process_is_heard_and_enforced(
     assert tf.recommend("u1", k=6).mode == "non_personalized"
 
 
+def test_without_notifications_a_change_elsewhere_is_still_seen_once_the_entry_expires(
+    notified: Tactful, tmp_path: Path, pg_schema_url: str
+) -> None:
+    # The safety net if notifications stop (an operator dropped the triggers): the gate's
+    # cache entry is read again at its age limit (30 s by default) whatever the probe says.
+    tf = notified
+    tf._gate.cache.max_age = 0.5
+    seed_small(tf)
+    with tf._store.begin() as conn:
+        for table in watched_tables():
+            conn.exec_driver_sql(f'DROP TRIGGER {TRIGGER} ON "{table}"')
+    assert tf.recommend("u1", k=6).mode == "personalized"
+    subprocess.run(
+        [sys.executable, "-c", _WITHDRAW, pg_schema_url, str(tmp_path / "master.key"), POLICIES],
+        check=True,
+        timeout=120,
+    )
+    deadline = time.monotonic() + HEARD_WITHIN
+    while tf.recommend("u1", k=6).mode == "personalized" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tf.recommend("u1", k=6).mode == "non_personalized"
+
+
 def test_a_write_by_any_client_is_heard(notified: Tactful, pg_schema_url: str) -> None:
     # The triggers are in the database: a write that bypasses tactful (an operator's SQL,
     # another tool) is announced too.

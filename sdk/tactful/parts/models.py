@@ -253,8 +253,13 @@ class Models:
         self.events_written(moved)
 
     def fit(self) -> None:
-        """Refit both recommenders from consented users' events."""
-        with self._lock, self._tf._store.begin() as conn:
+        """Refit both recommenders from consented users' events.
+
+        The fit only reads, in one snapshot without the write lock (`Store.read`): in a
+        write transaction, SQLite's write lock was held for the whole fit, and every writer
+        of every process waited for it (a settings write 330-430 ms behind a 380 ms fit of
+        1,000 users)."""
+        with self._lock, self._tf._store.read() as conn:
             epoch = self._read_epoch(conn)
             in_force = self._tf._ledger.in_force(conn, TRAINING_PURPOSE)
             # Restricted (Art. 18) and objecting (Art. 21) users' data trains nothing.
