@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from tactful import SubjectNotFound, Tactful, ValidationError
+from tests.conftest import POLICIES, seed_small
 
 
 def test_profile_round_trip(tf: Tactful) -> None:
@@ -83,3 +85,30 @@ def test_store_reopens_with_the_same_key_file(db_url: str, tmp_path: object) -> 
         first.profiles.put("erin", {"country": "NL"})
     with Tactful.open(db_url=db_url, key_file=key, policies=POLICIES) as second:
         assert second.profiles.get("erin") == {"country": "NL"}
+
+
+def test_reads_do_not_wait_for_a_writer_on_sqlite(tmp_path: Path) -> None:
+    # Reads take a snapshot, not SQLite's write lock: while another connection holds the
+    # lock (a long ingestion transaction, say), they answer at once instead of waiting for
+    # it (up to the 30 s busy timeout, then "database is locked").
+    import sqlite3
+
+    db = tmp_path / "tactful.db"
+    with Tactful.open(
+        db_url=f"sqlite:///{db}", key_file=tmp_path / "master.key", policies=POLICIES
+    ) as tf:
+        seed_small(tf)
+        tf.profiles.put("u1", {"country": "DE", "email": "u1@example.com"})
+        tf.settings.update("u1", discovery=0.4)
+        writer = sqlite3.connect(db, timeout=0, isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")  # the write lock, held until the end
+            assert tf.profiles.get("u1")["country"] == "DE"
+            assert tf.profiles.find("email", "u1@example.com") == ["u1"]
+            assert tf.consent.status("u1")["personalization"].state == "given"
+            assert tf.settings.get("u1").discovery == 0.4
+            assert len(tf.settings.history("u1")) == 1
+            assert tf.recommend("u1", k=6).mode == "personalized"
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()

@@ -106,7 +106,7 @@ class ConsentAPI(Part):
 
     def status(self, user: str, as_of: datetime | None = None) -> dict[str, PurposeConsent]:
         """The consent state per consent-based purpose, now or as of a past moment."""
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             subject = self._store.subjects.find(conn, user)
             if subject is None:
                 return {
@@ -211,7 +211,7 @@ class SettingsAPI(Part):
 
     def get(self, user: str) -> Settings:
         """The user's settings (defaults if never set)."""
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             subject = self._store.subjects.find(conn, user)
             return Settings() if subject is None else self._tf._settings.get(conn, subject)
 
@@ -227,6 +227,6 @@ class SettingsAPI(Part):
 
     def history(self, user: str) -> list[dict[str, Any]]:
         """Every saved version of the user's settings, oldest first ([] if never set)."""
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             subject = self._store.subjects.find(conn, user)
             return [] if subject is None else self._tf._settings.history(conn, subject)

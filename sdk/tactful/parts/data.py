@@ -27,7 +27,7 @@ class ProfilesAPI(Part):
 
         With `fields`, only those are read and decrypted; absent ones are left out.
         """
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             subject = self._store.subjects.get(conn, user)
             return self._store.profiles.get(conn, subject, fields=fields)
 
@@ -62,7 +62,7 @@ class ProfilesAPI(Part):
         HMAC of the value, never the plaintext.
         """
         store = self._store
-        with store.begin() as conn:
+        with store.read() as conn:
             ids = store.profiles.find(conn, field, value)
             found = (store.subjects.user_id(conn, sid) for sid in ids)
             return sorted(u for u in found if u is not None)
