@@ -1,8 +1,9 @@
 """PostgreSQL: whether anything the gate's probe reads was committed since a moment, as heard
 through LISTEN/NOTIFY (opt-in: `Tactful.open(..., pg_changes="notify")`).
 
-Every table the probe reads carries a statement-level trigger (`ensure`, run on every open,
-creating only what is missing) that calls `pg_notify` on the store's channel. PostgreSQL
+Every table the probe reads gets a statement-level trigger that calls `pg_notify` on the
+store's channel (`ensure`, run when a process opens the store in this mode, making only what
+is missing; they stay, and fire for every writer from then on). PostgreSQL
 delivers a notification when the writing transaction commits, and folds a transaction's
 identical notifications into one. `Notified` listens on a connection of its own and turns
 what it heard into a *generation*, as `tactful.store.quiet.Quiet` does on SQLite: while it has
