@@ -100,7 +100,7 @@ def test_reads_do_not_wait_for_a_writer_on_sqlite(tmp_path: Path) -> None:
         seed_small(tf)
         tf.profiles.put("u1", {"country": "DE", "email": "u1@example.com"})
         tf.settings.update("u1", discovery=0.4)
-        writer = sqlite3.connect(db, timeout=0, isolation_level=None)
+        writer = sqlite3.connect(db, timeout=5, isolation_level=None)
         try:
             writer.execute("BEGIN IMMEDIATE")  # the write lock, held until the end
             assert tf.profiles.get("u1")["country"] == "DE"
