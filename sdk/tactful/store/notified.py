@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import threading
 import weakref
 from collections.abc import Iterable
@@ -42,21 +41,11 @@ from sqlalchemy.exc import DBAPIError
 
 from tactful.store.engine import READ_ONLY
 from tactful.store.migrate import LOCK_ID
+from tactful.store.quiet import forks  # one fork counter for both (not os.getpid() per call)
 
 UNWATCHED = "tactful_unwatched"  # execution option: this connection's commits are not changes
 TRIGGER = "tactful_changed"
 DRAIN_EVERY = 1.0  # seconds between the daemon thread's reads of the listening connection
-
-# Forks so far, as seen in this process (see tactful.store.quiet for why not os.getpid()).
-_forks = 0
-
-
-def _forked() -> None:
-    global _forks
-    _forks += 1
-
-
-os.register_at_fork(after_in_child=_forked)
 
 # Generations are drawn from one counter (its `next` is atomic under the GIL) and assigned,
 # never incremented in place: `moved` runs in any thread without the lock, and a `+= 1`
@@ -133,7 +122,7 @@ class Notified:
             _listeners.setdefault(self.channel, weakref.WeakSet()).add(self)
 
     def _reset(self) -> None:
-        self._forks = _forks
+        self._forks = forks()
         self._lock = threading.Lock()  # fresh in a forked child: a parent thread may hold one
         self._conn: Any = None  # the driver's connection, in autocommit, listening
         self._stop = threading.Event()
@@ -147,7 +136,7 @@ class Notified:
         """The current generation: it changes whenever a notification arrived or this process
         committed since the last call. None when it cannot be told (no listening connection
         yet, or it broke, or another thread is reading it): the caller reads the database."""
-        if self._forks != _forks:
+        if self._forks != forks():
             self._reset()
             self.moved()
         if not self._lock.acquire(blocking=False):
@@ -202,13 +191,13 @@ class Notified:
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         self.moved()
-        if conn is not None and self._forks == _forks:
+        if conn is not None and self._forks == forks():
             with contextlib.suppress(Exception):
                 conn.close()
 
     def drain_once(self) -> None:
         """Read the listening connection now, if no call is reading it (the daemon thread)."""
-        if self._forks != _forks or not self._lock.acquire(blocking=False):
+        if self._forks != forks() or not self._lock.acquire(blocking=False):
             return
         try:
             if self._conn is not None:
@@ -221,7 +210,7 @@ class Notified:
     def close(self) -> None:
         """Stop listening and give the connection back (this process's only)."""
         self._stop.set()
-        if self._forks != _forks:
+        if self._forks != forks():
             self._reset()  # never the parent's connection, nor its lock (a thread may hold it)
         else:
             with self._lock:

@@ -41,6 +41,11 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 
+def forks() -> int:
+    """Forks of this process so far, as seen in it (`tactful.store.notified` asks too)."""
+    return _forks
+
+
 class Quiet:
     """A change generation of the database, cheap to ask for; and the connection to write
     audit records on without moving it."""
