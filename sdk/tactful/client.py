@@ -46,7 +46,7 @@ from tactful.recommend import (
     rerank,
 )
 from tactful.recommend.hybrid import LoneMemo
-from tactful.reports import AuditReport, collect
+from tactful.reports import AuditReport, Report, collect
 from tactful.rights import (
     Rights,
 )
@@ -567,8 +567,9 @@ class Tactful:
         privacy, `epsilon` charged to the `reports` budget (BudgetExhausted if short; grant it
         with `tf.aggregates.grant("reports", ...)`). Naive datetimes raise ValidationError.
         """
-        with self._store.begin() as conn:
-            report = collect(
+
+        def gather(conn: Connection) -> Report:
+            return collect(
                 conn,
                 pack=self.pack,
                 store=self._store,
@@ -579,6 +580,8 @@ class Tactful:
                 public=public,
                 epsilon=epsilon,
             )
+
+        def generated(conn: Connection, report: Report) -> None:
             self._audit.append(
                 conn,
                 "report.generated",
@@ -589,6 +592,21 @@ class Tactful:
                     "public": public,
                 },
             )
+
+        if public:
+            # The DP release of the consent counts charges its budget: one write transaction
+            # with the report's record.
+            with self._store.begin() as conn:
+                report = gather(conn)
+                generated(conn, report)
+        else:
+            # Gathered in a snapshot, without the write lock (it reads the whole period and
+            # walks the audit chain); only the report's record is written after it.
+            self._audit.flush()
+            with self._store.read() as conn:
+                report = gather(conn)
+            with self._store.begin() as conn:
+                generated(conn, report)
         return AuditReport(report)
 
     def _prepare(

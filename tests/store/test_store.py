@@ -112,3 +112,90 @@ def test_reads_do_not_wait_for_a_writer_on_sqlite(tmp_path: Path) -> None:
         finally:
             writer.execute("ROLLBACK")
             writer.close()
+
+
+def test_lookups_and_verification_do_not_wait_for_a_writer_on_sqlite(tmp_path: Path) -> None:
+    # The operator's reads (policy explanations, requests, budgets and releases,
+    # experiments, the audit chain) take a snapshot too: with another connection holding the
+    # write lock they answer at once (before, each waited up to the 30 s busy timeout and
+    # then failed with "database is locked").
+    import sqlite3
+
+    db = tmp_path / "tactful.db"
+    with Tactful.open(
+        db_url=f"sqlite:///{db}", key_file=tmp_path / "master.key", policies=POLICIES
+    ) as tf:
+        seed_small(tf)
+        request = tf.rights.restrict("u2")
+        tf.aggregates.grant("reports", 2.0, operator="dpo")
+        tf.experiments.declare(
+            "home", variants={"control": 1, "b": 1}, purpose="improve.models", metrics=["click"]
+        )
+        tf.recommend("u1", k=3)
+        tf.audit.flush()
+        entries = tf.audit.verify().entries
+        writer = sqlite3.connect(db, timeout=5, isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")  # the write lock, held until the end
+            assert tf.policy.explain("u1", purpose="personalization").outcome == "personalized"
+            assert [r.id for r in tf.rights.requests.list()] == [request.id]
+            assert tf.rights.requests.show(request.id).kind == "restriction"
+            assert tf.rights.awaiting_purge() == 0
+            assert tf.aggregates.budget("reports").total == 2.0
+            assert [b.dataset for b in tf.aggregates.budgets()] == ["reports"]
+            assert tf.aggregates.releases() == []
+            assert [e.id for e in tf.experiments.list()] == ["home"]
+            assert tf.experiments.get("home").purpose == "improve.models"
+            assert tf.experiments.last_results("home") is None
+            verdict = tf.audit.verify()
+            assert verdict.ok and verdict.entries == entries
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+
+
+def test_a_report_is_gathered_without_the_write_lock_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A report reads the whole period and walks the audit chain: it does so in a snapshot
+    # while another connection holds the write lock, and only its own audit record waits
+    # for the lock. Before, the report waited for the lock before reading anything.
+    import sqlite3
+    import threading
+
+    import tactful.client
+
+    gathered = threading.Event()
+    real = tactful.client.collect
+
+    def spied(*args: object, **kwargs: object) -> object:
+        found = real(*args, **kwargs)  # type: ignore[arg-type]
+        gathered.set()
+        return found
+
+    monkeypatch.setattr(tactful.client, "collect", spied)
+    db = tmp_path / "tactful.db"
+    with Tactful.open(
+        db_url=f"sqlite:///{db}", key_file=tmp_path / "master.key", policies=POLICIES
+    ) as tf:
+        seed_small(tf)
+        before = tf.audit.verify().entries
+        tf.recommend("u1", k=3)
+        results: list[object] = []
+        writer = sqlite3.connect(db, timeout=5, isolation_level=None)
+        try:
+            tf.audit.flush()  # the decision's record: written before the lock is taken
+            writer.execute("BEGIN IMMEDIATE")  # the write lock
+            worker = threading.Thread(target=lambda: results.append(tf.report()))
+            worker.start()
+            assert gathered.wait(20), "the report waited for the write lock to gather"
+            assert not results  # its record is not written while the lock is held
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        worker.join(30)
+        assert len(results) == 1
+        report = results[0].report  # type: ignore[attr-defined]
+        assert report.integrity.audit_chain_ok
+        assert report.integrity.entries == before + 1  # the decision, not its own record
+        assert tf.audit.verify().entries == before + 2  # its record, written after the lock

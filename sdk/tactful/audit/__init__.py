@@ -33,7 +33,7 @@ from sqlalchemy import Connection, Dialect, Row, event, func, select, text
 from tactful.audit.deferred import Buffer, Pending
 from tactful.errors import IntegrityError
 from tactful.store import checkpoint_mac, checkpoint_mac_valid, now, utc
-from tactful.store.engine import driver_sql
+from tactful.store.engine import READ_ONLY, driver_sql
 from tactful.store.tables import AuditCheckpoint, AuditEntry, table_of
 
 GENESIS = "0" * 64
@@ -373,9 +373,11 @@ class AuditLog:
         """Write this process's queued entries inside the caller's transaction; returns how many.
 
         Readers call it first so that they see every entry this process deferred. If the
-        transaction rolls back, the entries are queued again.
+        transaction rolls back, the entries are queued again. On a read-only connection
+        (`Store.read()`, a snapshot that must not write) it writes nothing: such a reader sees
+        what was committed when its snapshot began, so its caller flushes first (`flush`).
         """
-        if not len(self._queue):
+        if not len(self._queue) or conn.get_execution_options().get(READ_ONLY):
             return 0
         head = _locked_head(conn)
         queued = self._take(conn)

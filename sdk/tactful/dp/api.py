@@ -433,12 +433,12 @@ class Aggregates:
     def budget(self, dataset: str = "default") -> BudgetStatus:
         """The privacy budget of one dataset (zero total if never granted)."""
         check_dataset(dataset)
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             return self._budget.status(conn, dataset)
 
     def budgets(self) -> list[BudgetStatus]:
         """Every dataset's privacy budget."""
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             return self._budget.all(conn)
 
     def grant(self, dataset: str, epsilon: float, *, operator: str) -> BudgetStatus:
@@ -470,7 +470,7 @@ class Aggregates:
         )
         if dataset is not None:
             query = query.where(_release.c.dataset == check_dataset(dataset))
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             rows = conn.execute(query.order_by(_release.c.created_at, _release.c.id)).all()
         return [
             ReleaseRecord(r.id, r.dataset, r.kind, r.epsilon_micro / MICRO, utc(r.created_at))

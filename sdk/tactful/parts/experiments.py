@@ -87,12 +87,12 @@ class ExperimentsAPI(Part):
 
     def get(self, experiment_id: str) -> Experiment:
         """A declared experiment (ValidationError if unknown)."""
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             return self._tf._experiments.get(conn, experiment_id)
 
     def list(self) -> list[Experiment]:
         """Every declared experiment, by id."""
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             return self._tf._experiments.definitions.all(conn)
 
     def stop(self, experiment_id: str) -> Experiment:
@@ -135,7 +135,7 @@ class ExperimentsAPI(Part):
 
     def last_results(self, experiment_id: str) -> ExperimentResults | None:
         """The latest release of the experiment's results (no new spending), or None."""
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             exp = self._tf._experiments.get(conn, experiment_id)
             return self._tf._experiments.last_results(conn, exp)
 

@@ -19,9 +19,15 @@ class AuditAPI(Part):
     """tf.audit: the hash-chained audit log."""
 
     def verify(self) -> AuditVerdict:
-        """Verify the whole chain; the verdict names the first broken entry."""
-        with self._store.begin() as conn:
-            return self._tf._audit.verify(conn)
+        """Verify the whole chain; the verdict names the first broken entry.
+
+        This process's queued decision records are written first; the chain is then walked
+        in a snapshot, without the write lock, so writers (any process's) go on meanwhile.
+        """
+        audit = self._tf._audit
+        audit.flush()
+        with self._store.read() as conn:
+            return audit.verify(conn)
 
     def flush(self) -> int:
         """Write the queued decision records now; returns how many.

@@ -44,7 +44,7 @@ class PolicyAPI(Part):
         """
         gate = self._tf._gate
         policy = gate.policy
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             subject = self._store.subjects.find(conn, user)
             decision, _ = gate.decide(conn, subject, purpose, context)
         return DecisionExplained.of(decision, policy)

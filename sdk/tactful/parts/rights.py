@@ -194,7 +194,7 @@ class RightsAPI(Part):
 
     def awaiting_purge(self) -> int:
         """How many erased users still have (unreadable) rows for `purge()` to delete."""
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             return self._tf._rights.journal.awaiting(conn)
 
     def erase_many(
@@ -329,12 +329,12 @@ class RequestsAPI(Part):
         self, *, status: str | None = None, kind: str | None = None, overdue: bool = False
     ) -> list[RequestInfo]:
         """Requests, oldest first; `overdue` keeps the open ones past their deadline."""
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             return self._tf._rights.requests.list(conn, status=status, kind=kind, overdue=overdue)
 
     def show(self, request_id: str) -> RequestInfo:
         """One request by id; ValidationError if unknown."""
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             return self._tf._rights.requests.show(conn, request_id)
 
     def extend(self, request_id: str, reason: str, *, by: int | None = None) -> RequestInfo:
