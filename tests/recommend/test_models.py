@@ -57,6 +57,67 @@ def test_content_uses_declared_preferences_for_a_user_without_history() -> None:
     assert model.recommend(_view(), 2, frozenset()) == [], "nothing known: no content answer"
 
 
+def _content_reference(
+    model: ContentRecommender, view: MinimizedView, k: int, exclude: frozenset[str]
+) -> list[tuple[str, float, str]]:
+    """What content-based answers, by its definition: every candidate sorted (score down,
+    then catalog order), and each item explained by its two features sharing most with the
+    taste (ties in feature order), read from the item vectors row by row."""
+    import numpy as np
+
+    from tactful.recommend.content import _explain, declared_preferences
+
+    taste, scores = model.taste(view), model.scores(view)
+    if not taste.any():
+        return []
+    owned = exclude | {e.item for e in view.history}
+    ranked = sorted(
+        (j for j, item in enumerate(model.items) if scores[j] > 0 and item not in owned),
+        key=lambda j: (-scores[j], j),
+    )[:k]
+    declared = {f for f in declared_preferences(view.fields) if f in model.feature_index}
+    out = []
+    for j in ranked:
+        row = model.vectors.getrow(j)
+        shared = row.data * taste[row.indices]
+        names = [
+            model.features[row.indices[f]]
+            for f in np.argsort(-shared, kind="stable")[:2]
+            if shared[f] > 0
+        ]
+        out.append((model.items[j], float(scores[j]), _explain(names, declared)))
+    return out
+
+
+def test_content_answers_as_a_full_sort_would_ties_and_explanations_included() -> None:
+    # Few categories and tags over many items: most scores tie. The k best (and the k-th's
+    # ties) are ranked and explained as a full sort of every candidate would, whether or not
+    # the user declared preferences, in any order of such users' calls.
+    import random
+
+    rng = random.Random(11)
+    catalog = [
+        CatalogItem(
+            f"i{i}",
+            f"Item {i}",
+            tuple(rng.sample(["action", "comedy", "drama", "doc", "kids"], rng.randint(0, 2))),
+            {"tags": rng.sample(["long", "short", "new", "classic"], rng.randint(0, 3))},
+        )
+        for i in range(400)
+    ]
+    for half_life in (None, 5.0):
+        model = ContentRecommender(history_half_life=half_life)
+        model.fit([], catalog)
+        for case in range(60):
+            history = [f"i{rng.randrange(400)}" for _ in range(rng.randint(0, 12))]
+            fields = {"favorite_genres": ["Drama"]} if case % 3 == 0 else {}
+            view = _view(*history, **fields)
+            exclude = frozenset(f"i{rng.randrange(400)}" for _ in range(rng.randint(0, 30)))
+            k = rng.choice([1, 5, 10, 50, 400])
+            got = [(s.item, s.score, s.explanation) for s in model.recommend(view, k, exclude)]
+            assert got == _content_reference(model, view, k, exclude), (half_life, case)
+
+
 def test_boost_applies_only_in_the_declared_context_and_explains_itself() -> None:
     short = Rule(
         "boost",

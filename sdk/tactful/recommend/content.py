@@ -12,6 +12,7 @@ from tactful.recommend.types import CatalogItem, Interaction, MinimizedView, Sco
 
 # Declared-preference fields read from MinimizedView.fields (when the policy allowed them).
 PREFERENCE_FIELDS = ("favorite_genres", "genres", "favorite_categories", "interests")
+MAX_TEXTS = 65_536  # explanations kept per fit (one per pair of features named)
 
 
 def item_features(item: CatalogItem) -> list[str]:
@@ -65,6 +66,12 @@ class ContentRecommender:
         self.features: list[str] = []
         self.feature_index: dict[str, int] = {}
         self.vectors = sp.csr_matrix((0, 0))
+        # The vectors' CSR arrays as Python lists, for explaining a few items per call
+        # (numpy's per-call cost on arrays of a few features is most of such a step).
+        self._ptr: list[int] = [0]
+        self._cols: list[int] = []
+        self._vals: list[float] = []
+        self._texts: dict[tuple[int, ...], str] = {}
 
     def fit(self, bundles: Sequence[Sequence[Interaction]], catalog: Sequence[CatalogItem]) -> None:
         """Build the item vectors from the catalog (bundles are not used)."""
@@ -91,6 +98,10 @@ class ContentRecommender:
         norms[norms == 0] = 1.0
         self.vectors = sp.csr_matrix(sp.diags(1.0 / norms) @ weighted)
         self.vectors.sort_indices()
+        self._ptr = self.vectors.indptr.tolist()
+        self._cols = self.vectors.indices.tolist()
+        self._vals = self.vectors.data.tolist()
+        self._texts = {}
 
     def learn(self, bundle: Sequence[Interaction]) -> None:
         """Nothing to add: the model holds no contributor's data."""
@@ -100,17 +111,18 @@ class ContentRecommender:
 
     def taste(self, view: MinimizedView) -> np.ndarray:
         """The user's taste vector over `features` (zero when nothing is known)."""
-        taste = np.zeros(len(self.features))
-        n = len(view.history)
-        rows, weights = [], []
+        summed = [0.0] * len(self.features)
+        n, half = len(view.history), self.history_half_life
+        ptr, cols, vals = self._ptr, self._cols, self._vals
         for pos, event in enumerate(view.history):
             j = self.index.get(event.item)
             if j is not None:
-                rows.append(j)
-                half = self.history_half_life
-                weights.append(1.0 if half is None else 0.5 ** ((n - 1 - pos) / half))
-        if rows:
-            taste += np.asarray(self.vectors[rows].T @ np.asarray(weights)).ravel()
+                # The weighted sum of the history's item vectors, in history order (the
+                # order, and so the rounding, of a sparse product of those rows).
+                w = 1.0 if half is None else 0.5 ** ((n - 1 - pos) / half)
+                for i in range(ptr[j], ptr[j + 1]):
+                    summed[cols[i]] += vals[i] * w
+        taste = np.asarray(summed)
         for f in declared_preferences(view.fields):
             col = self.feature_index.get(f)
             if col is not None:
@@ -145,18 +157,28 @@ class ContentRecommender:
             if j is not None:
                 scores[j] = 0.0
         candidates = np.flatnonzero(scores > 0)
-        order = candidates[np.lexsort((candidates, -scores[candidates]))][:k]
-        # The CSR arrays are read directly: slicing a scipy row per item costs ~100x more.
-        ptr, cols, vals = self.vectors.indptr, self.vectors.indices, self.vectors.data
+        if candidates.size > k:
+            # Only the k best, and any tied with the k-th, are sorted: sorting every candidate
+            # (nearly the whole catalog) was most of the call.
+            kth = -np.partition(-scores[candidates], k - 1)[k - 1]
+            candidates = candidates[scores[candidates] >= kth]
+        order = candidates[np.lexsort((candidates, -scores[candidates]))][:k].tolist()
+        ptr, cols, vals, weights = self._ptr, self._cols, self._vals, taste.tolist()
+        # Explanations of the features named, when no declared preference is among them.
+        texts = self._texts
         out = []
         for j in order:
+            # An item's two features that share most with the taste (ties: feature order).
             feats = cols[ptr[j] : ptr[j + 1]]
-            shared = vals[ptr[j] : ptr[j + 1]] * taste[feats]
-            strongest = np.argsort(-shared, kind="stable")[:2]
-            names = [self.features[int(feats[f])] for f in strongest if shared[f] > 0]
-            out.append(
-                ScoredItem(self.items[j], float(scores[j]), self.name, _explain(names, declared))
-            )
+            shared = [v * weights[f] for f, v in zip(feats, vals[ptr[j] : ptr[j + 1]], strict=True)]
+            strongest = sorted(range(len(shared)), key=shared.__getitem__, reverse=True)[:2]
+            named = tuple(feats[f] for f in strongest if shared[f] > 0)
+            text = None if declared else texts.get(named)
+            if text is None:
+                text = _explain([self.features[f] for f in named], declared)
+                if not declared and len(texts) < MAX_TEXTS:
+                    texts[named] = text
+            out.append(ScoredItem(self.items[j], float(scores[j]), self.name, text))
         return out
 
 
