@@ -10,10 +10,12 @@ with ratios.
 
 1. Profiles: N users x 4 fields written in batches of 1,000 users per transaction
    (`tf.profiles.put_many`) vs the same rows in plaintext tables; then every user read back
-   one by one (`tf.profiles.get`, one transaction each, data key cache cold) vs a plain select.
+   one by one (`tf.profiles.get`, one read-only transaction each, data key cache cold) vs a
+   plain select in the same kind of transaction (on SQLite `BEGIN`, without the write lock).
 2. Events: 10 x N events written in batches of 10,000 per transaction
    (`tf.events.record_batch`) vs plaintext inserts; then all read back for training
-   (`Events.bundles`, grouped per user and decrypted) vs a plain ordered select.
+   (`Events.bundles` in a read-only transaction, as a refit reads them, grouped per user and
+   decrypted) vs a plain ordered select in the same kind of transaction.
 3. Bulk ingestion on PostgreSQL (with --pg): the same event batches, events/s and ratio.
 4. Key rotation: `tf.keys.rotate()` rewrapping the N data keys (no data re-encryption).
 5. Not a headline figure, marked "*": the events write again with the DEK cache sized to the
@@ -42,6 +44,7 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Engine,
     ForeignKey,
@@ -59,7 +62,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tactful import Tactful
-from tactful.store.engine import make_engine, utc
+from tactful.store.engine import READ_ONLY, make_engine, utc
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
@@ -189,8 +192,12 @@ class Plain:
                 rows,
             )
 
+    def reading(self) -> Connection:
+        """A read-only connection (SQLite: BEGIN, no write lock), as tactful's reads use."""
+        return self.engine.connect().execution_options(**{READ_ONLY: True})
+
     def get(self, user: str) -> dict[str, object]:
-        with self.engine.begin() as conn:
+        with self.reading() as conn, conn.begin():
             sid = conn.execute(_PLAIN_SID, {"ref": user}).scalar_one()
             rows = conn.execute(_PLAIN_FIELDS, {"sid": sid})
             return {r.name: json.loads(r.value) for r in rows}
@@ -215,7 +222,7 @@ class Plain:
     def bundles(self, sids: list[int]) -> int:
         n = 0
         loads = json.loads
-        with self.engine.begin() as conn:
+        with self.reading() as conn, conn.begin():
             for start in range(0, len(sids), 500):
                 result = conn.execute(
                     select(
@@ -239,7 +246,7 @@ class Plain:
 def tactful_bundles(tf: Tactful, sids: list[int]) -> int:
     store = tf._store
     n = 0
-    with store.begin() as conn:
+    with store.read() as conn:  # as a refit reads them (`Models.fit`)
         for _sid, events in store.events.bundles(conn, sids):
             n += len(events)
     return n
