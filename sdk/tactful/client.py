@@ -360,16 +360,18 @@ class Tactful:
                 )
                 raise
         # Writing, only when something changed: the memberships (a segment left or joined,
-        # or the call was not personalized) and the experiment exposure, in one transaction
-        # with the decision record. Otherwise the record is queued for the audit log's next
-        # group commit (docs/architecture.md, "Audit group commit").
+        # or the call was not personalized) and the experiment exposure (recorded, or
+        # forgotten for a user no longer covered), in one transaction with the decision
+        # record. Otherwise the record is queued for the audit log's next group commit
+        # (docs/architecture.md, "Audit group commit").
         exposed = arm is not None and decision.outcome == "personalized" and subject is not None
+        settle = arm is not None and (arm[2] or (exposed and arm[0].enrolled))
         restate = plan.restate and subject is not None
-        with store.begin() if restate or exposed else contextlib.nullcontext() as conn:
+        with store.begin() if restate or settle else contextlib.nullcontext() as conn:
             if restate and subject is not None and conn is not None:
                 gate.store_segments(conn, subject, purpose, plan.segments)
-            if exposed and arm is not None and conn is not None:
-                self.experiments._expose(conn, subject, arm[0])
+            if settle and arm is not None and conn is not None:
+                self.experiments._settle(conn, subject, arm[0], exposed)
             gate.record(
                 conn,
                 subject,
@@ -423,7 +425,7 @@ class Tactful:
         settings: Settings,
         k: int,
         context: Mapping[str, str] | None,
-        arm: tuple[Assignment, Variant] | None,
+        arm: tuple[Assignment, Variant, bool] | None,
     ) -> _Plan:
         """What a call on this decision gives the recommender, and what it answers and
         writes besides the recommender's items (see `_Plan`)."""

@@ -358,6 +358,53 @@ def test_decision_record_carries_the_variant_and_the_variant_shapes_the_blend(
 # -- rights --------------------------------------------------------------------------------
 
 
+def test_a_gated_call_forgets_the_exposure_of_a_user_no_longer_covered(tf: Tactful) -> None:
+    # The call reads the assignment in its read-only snapshot and writes what changed (the
+    # exposure recorded, or forgotten) in its own transaction: on PostgreSQL the snapshot
+    # refuses writes, so a write made there fails the call.
+    seed_small(tf)
+    tf.train()
+    enrol(tf, ["u1", "u2"])
+    declare(tf, "blend")
+    tf.recommend("u1", k=3, experiment="blend")
+    tf.recommend("u2", k=3, experiment="blend")
+    assert len(exposure_rows(tf)) == 2, "personalized answers are exposures"
+    tf.rights.restrict("u2")  # no longer covered by the purpose; its exposure is still held
+    assert len(exposure_rows(tf)) == 2
+    again = tf.recommend("u2", k=3, experiment="blend")
+    assert again.mode != "personalized"
+    with tf._store.read() as conn:
+        kept = tf._store.subjects.get(conn, "u1").id
+    assert [row[1] for row in exposure_rows(tf)] == [kept]
+
+
+def test_a_gated_call_with_nothing_to_record_does_not_wait_for_a_writer_on_sqlite(
+    tmp_path: Path,
+) -> None:
+    # An experiment's call for a user not enrolled, with no exposure to forget, writes
+    # nothing: with another connection holding SQLite's write lock it answers at once (it
+    # used to forget the exposure in any case, a write that waited for the lock).
+    import sqlite3
+
+    db = tmp_path / "tactful.db"
+    with Tactful.open(
+        db_url=f"sqlite:///{db}", key_file=tmp_path / "master.key", policies=POLICIES
+    ) as tf:
+        seed_small(tf)
+        declare(tf, "blend")
+        tf.recommend("u1", k=3)  # the user's state in the gate's cache
+        tf.audit.flush()
+        writer = sqlite3.connect(db, timeout=5, isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            answer = tf.recommend("u1", k=3, experiment="blend")  # u1 did not enrol
+            assert answer.mode == "personalized"
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        assert exposure_rows(tf) == []
+
+
 def test_erasure_removes_exposures_and_export_lists_them(tf: Tactful) -> None:
     enrol(tf, ["a", "b"])
     declare(tf)

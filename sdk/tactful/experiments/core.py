@@ -158,17 +158,28 @@ class Experiments:
         A subject no longer covered loses their stored exposure to this experiment. A stopped
         experiment enrols nobody (and keeps what it recorded, for its results).
         """
+        found, stale = self.assignment(conn, subject, experiment)
+        if stale and subject is not None:
+            self.exposures.forget(conn, subject, experiment.id)
+        elif expose and found.enrolled and subject is not None:
+            self.exposures.expose(conn, subject, experiment.id, found.variant)
+        return found
+
+    def assignment(
+        self, conn: Connection, subject: SubjectRef | None, experiment: Experiment
+    ) -> tuple[Assignment, bool]:
+        """`assign` without writing (a read-only snapshot may be `conn`): the assignment, and
+        whether the subject, no longer covered, still has a stored exposure to forget."""
+        control = Assignment(experiment=experiment.id, variant=experiment.control, enrolled=False)
         if experiment.status != "running":
-            return Assignment(experiment=experiment.id, variant=experiment.control, enrolled=False)
+            return control, False
         if not self.enrolled(conn, subject, experiment):
-            if subject is not None:
-                self.exposures.forget(conn, subject, experiment.id)
-            return Assignment(experiment=experiment.id, variant=experiment.control, enrolled=False)
+            return control, subject is not None and self.exposures.held(
+                conn, subject, experiment.id
+            )
         assert subject is not None  # enrolled() is False for None
         variant = self.assigner(experiment).variant(subject.ref)
-        if expose:
-            self.exposures.expose(conn, subject, experiment.id, variant)
-        return Assignment(experiment=experiment.id, variant=variant, enrolled=True)
+        return Assignment(experiment=experiment.id, variant=variant, enrolled=True), False
 
     def convert(
         self, conn: Connection, subject: SubjectRef | None, experiment: Experiment, kind: str

@@ -121,14 +121,20 @@ class Exposures:
         body: dict[str, Any] = json.loads(self._subjects.unseal(conn, subject, TABLE, exp, blob))
         return body
 
+    def held(self, conn: Connection, subject: SubjectRef, exp: str) -> bool:
+        """Whether an exposure of the subject to the experiment is stored."""
+        return (
+            conn.execute(
+                select(_exp.c.subject_id).where(
+                    (_exp.c.experiment_id == exp) & (_exp.c.subject_id == subject.id)
+                )
+            ).first()
+            is not None
+        )
+
     def expose(self, conn: Connection, subject: SubjectRef, exp: str, variant: str) -> bool:
         """Record the subject's first exposure; False if already exposed (nothing changes)."""
-        exists = conn.execute(
-            select(_exp.c.subject_id).where(
-                (_exp.c.experiment_id == exp) & (_exp.c.subject_id == subject.id)
-            )
-        ).first()
-        if exists is not None:
+        if self.held(conn, subject, exp):
             return False
         blob = self._seal(conn, subject, exp, {"variant": variant, "metrics": {}})
         return _insert_new(

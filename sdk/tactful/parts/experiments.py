@@ -143,14 +143,25 @@ class ExperimentsAPI(Part):
 
     def _arm(
         self, conn: Connection, subject: SubjectRef | None, experiment_id: str
-    ) -> tuple[Assignment, Variant]:
+    ) -> tuple[Assignment, Variant, bool]:
+        """The call's assignment and variant, read in the call's snapshot (nothing written),
+        and whether a stored exposure must be forgotten (`_settle`, in the call's write)."""
         exp = self._tf._experiments.get(conn, experiment_id)
-        assignment = self._tf._experiments.assign(conn, subject, exp, expose=False)
-        return assignment, exp.variant(assignment.variant)
+        assignment, stale = self._tf._experiments.assignment(conn, subject, exp)
+        return assignment, exp.variant(assignment.variant), stale
 
-    def _expose(self, conn: Connection, subject: SubjectRef | None, a: Assignment) -> None:
-        if a.enrolled and subject is not None:
-            self._tf._experiments.exposures.expose(conn, subject, a.experiment, a.variant)
+    def _settle(
+        self, conn: Connection, subject: SubjectRef | None, a: Assignment, exposed: bool
+    ) -> None:
+        """Record the exposure of a personalized answer (`exposed`), or forget the stored
+        exposure of a subject no longer covered (`_arm` said so)."""
+        if subject is None:
+            return
+        if a.enrolled:
+            if exposed:
+                self._tf._experiments.exposures.expose(conn, subject, a.experiment, a.variant)
+        else:
+            self._tf._experiments.exposures.forget(conn, subject, a.experiment)
 
     def _recommenders(self) -> set[str]:
         return {c.name for c in self._tf._models.hybrid.components}

@@ -102,6 +102,10 @@ class Store:
             raise
         self.dialect = self.engine.dialect.name
         self.store_id = self.prepared.store_id
+        # The execution options of `read`'s connections.
+        self._reading: dict[str, object] = {READ_ONLY: True}
+        if self.dialect == "postgresql":
+            self._reading.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         if self.dialect == "postgresql":
             # Every process moves its own listeners at its commits, whichever mode it runs in.
             watch_commits(self.engine, self.store_id)
@@ -162,14 +166,16 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only connection: its first statement through SQLAlchemy begins one snapshot
-        (on SQLite without the write lock), committed at the end.
+        """A read-only connection: its first statement through SQLAlchemy begins one snapshot,
+        committed at the end. On SQLite a deferred `BEGIN` (no write lock); on PostgreSQL a
+        `REPEATABLE READ READ ONLY` transaction (every statement sees the same moment, where
+        the default READ COMMITTED takes a new one per statement).
 
-        Writing through it is an error on SQLite (the lock cannot be taken safely in a
-        snapshot): use `begin` for anything that writes. The gate's probe runs before any
-        snapshot, as one statement of its own.
+        Writing through it is an error (PostgreSQL refuses it; on SQLite the lock cannot be
+        taken safely in a snapshot): use `begin` for anything that writes. The gate's probe
+        runs before any snapshot, as one statement of its own.
         """
-        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        with self.engine.connect().execution_options(**self._reading) as conn:
             yield conn
             if conn.in_transaction():
                 conn.commit()
