@@ -114,6 +114,21 @@ def test_reads_do_not_wait_for_a_writer_on_sqlite(tmp_path: Path) -> None:
             writer.close()
 
 
+def test_a_read_snapshot_refuses_writes_and_its_connection_writes_again_after(tf: Tactful) -> None:
+    # Store.read() is read-only on both databases (SQLite `query_only`, PostgreSQL READ ONLY):
+    # a write there would upgrade a stale snapshot on SQLite and escape this process's change
+    # tracking. The refusal leaves the pooled connection fit for the next write transaction.
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    tf.settings.update("u1", discovery=0.3)
+    for _ in range(3):  # the pool hands the same connections back
+        with pytest.raises(DBAPIError, match=r"read-?only"), tf._store.read() as conn:
+            conn.execute(text("DELETE FROM user_settings"))
+        tf.settings.update("u1", discovery=0.5)
+    assert tf.settings.get("u1").discovery == 0.5
+
+
 def test_lookups_and_verification_do_not_wait_for_a_writer_on_sqlite(tmp_path: Path) -> None:
     # The operator's reads (policy explanations, requests, budgets and releases,
     # experiments, the audit chain) take a snapshot too: with another connection holding the

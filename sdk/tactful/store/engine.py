@@ -68,11 +68,18 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         # IMMEDIATE takes the write lock up front, so read-then-write transactions (the audit
         # chain head, budget reservations) cannot interleave between processes. Connections
-        # marked read-only (READ_ONLY execution option) take a snapshot without the lock.
-        if conn.get_execution_options().get(READ_ONLY):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # marked read-only (READ_ONLY execution option) take a snapshot without the lock,
+        # and SQLite refuses their writes (`query_only`, switched only when a pooled
+        # connection changes from one kind to the other), as PostgreSQL does.
+        reading = bool(conn.get_execution_options().get(READ_ONLY))
+        info = conn.info
+        if info.get(_QUERY_ONLY, False) != reading:
+            conn.exec_driver_sql(f"PRAGMA query_only={int(reading)}")
+            info[_QUERY_ONLY] = reading
+        conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+
+_QUERY_ONLY = "tactful_query_only"  # a pooled SQLite connection's query_only setting
 
 
 def blob_param(dialect: Dialect) -> Callable[[bytes | None], Any] | None:
