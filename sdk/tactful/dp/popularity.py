@@ -78,7 +78,7 @@ class DPPopularity:
         `every` (run it from cron or a scheduler); returns the record in use."""
         if not isinstance(every, timedelta) or every <= timedelta(0):
             raise ValidationError("every must be a positive timedelta, e.g. timedelta(days=1)")
-        with self._store.begin() as conn:
+        with self._store.read() as conn:
             latest = self._latest(conn, dataset)
         if latest is not None and now() - utc(latest.created_at) < every:
             return ReleaseRecord(
