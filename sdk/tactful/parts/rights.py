@@ -61,7 +61,10 @@ class RightsAPI(Part):
         """Stream the export to a file path or binary stream: JSON, or a zip of CSV files.
 
         Memory stays flat in the history size. A path is written to a temporary file first and
-        renamed when complete, so a failed export leaves no partial file.
+        renamed when complete, so a failed export leaves no partial file. The export is one
+        transaction, written as it is read: on SQLite it holds the write lock until the target
+        has taken everything, so for a slow consumer (a network response) export to a local
+        path and send the file from there.
         """
         if format not in ("json", "csv"):
             raise ValidationError(f"export format must be json or csv, not {format!r}")
