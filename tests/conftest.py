@@ -101,6 +101,33 @@ def seed_small(tf: Tactful) -> None:
     tf.consent.grant("u4", ["personalization"])
 
 
+@contextmanager
+def sqlite_store(tmp_path: Path) -> Iterator[tuple[Tactful, Path]]:
+    """A store on a SQLite file of its own, and the file (for another connection to it)."""
+    db = tmp_path / "tactful.db"
+    with Tactful.open(
+        db_url=f"sqlite:///{db}", key_file=tmp_path / "master.key", policies=POLICIES
+    ) as tf:
+        yield tf, db
+
+
+@contextmanager
+def write_lock_held(db: Path) -> Iterator[None]:
+    """Another connection holds SQLite's write lock (`BEGIN IMMEDIATE`, a long writer's
+    transaction) until the block ends; it waits up to 5 s for the lock, like any writer."""
+    import sqlite3
+
+    writer = sqlite3.connect(db, timeout=5, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+
+
 def count_probe_statements(tf: Tactful, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """From now on, every statement the store runs on its own driver connections (the gate's
     probe) is appended to the returned list."""

@@ -15,7 +15,7 @@ from scipy import stats
 
 from tactful import BudgetExhausted, Tactful, ValidationError
 from tactful.experiments import Assigner
-from tests.conftest import POLICIES, seed_small
+from tests.conftest import POLICIES, seed_small, sqlite_store, write_lock_held
 
 PURPOSE = "improve.models"
 
@@ -384,24 +384,14 @@ def test_a_gated_call_with_nothing_to_record_does_not_wait_for_a_writer_on_sqlit
     # An experiment's call for a user not enrolled, with no exposure to forget, writes
     # nothing: with another connection holding SQLite's write lock it answers at once (it
     # used to forget the exposure in any case, a write that waited for the lock).
-    import sqlite3
-
-    db = tmp_path / "tactful.db"
-    with Tactful.open(
-        db_url=f"sqlite:///{db}", key_file=tmp_path / "master.key", policies=POLICIES
-    ) as tf:
+    with sqlite_store(tmp_path) as (tf, db):
         seed_small(tf)
         declare(tf, "blend")
         tf.recommend("u1", k=3)  # the user's state in the gate's cache
         tf.audit.flush()
-        writer = sqlite3.connect(db, timeout=5, isolation_level=None)
-        try:
-            writer.execute("BEGIN IMMEDIATE")
+        with write_lock_held(db):
             answer = tf.recommend("u1", k=3, experiment="blend")  # u1 did not enrol
             assert answer.mode == "personalized"
-        finally:
-            writer.execute("ROLLBACK")
-            writer.close()
         assert exposure_rows(tf) == []
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tactful import SubjectNotFound, Tactful, ValidationError
-from tests.conftest import POLICIES, seed_small
+from tests.conftest import POLICIES, seed_small, sqlite_store, write_lock_held
 
 
 def test_profile_round_trip(tf: Tactful) -> None:
@@ -78,8 +78,6 @@ def test_invalid_user_id_is_rejected(tf: Tactful) -> None:
 def test_store_reopens_with_the_same_key_file(db_url: str, tmp_path: object) -> None:
     from pathlib import Path
 
-    from tests.conftest import POLICIES
-
     key = Path(str(tmp_path)) / "k.key"
     with Tactful.open(db_url=db_url, key_file=key, policies=POLICIES) as first:
         first.profiles.put("erin", {"country": "NL"})
@@ -91,27 +89,17 @@ def test_reads_do_not_wait_for_a_writer_on_sqlite(tmp_path: Path) -> None:
     # Reads take a snapshot, not SQLite's write lock: while another connection holds the
     # lock (a long ingestion transaction, say), they answer at once instead of waiting for
     # it (up to the 30 s busy timeout, then "database is locked").
-    import sqlite3
-
-    db = tmp_path / "tactful.db"
-    with Tactful.open(
-        db_url=f"sqlite:///{db}", key_file=tmp_path / "master.key", policies=POLICIES
-    ) as tf:
+    with sqlite_store(tmp_path) as (tf, db):
         seed_small(tf)
         tf.profiles.put("u1", {"country": "DE", "email": "u1@example.com"})
         tf.settings.update("u1", discovery=0.4)
-        writer = sqlite3.connect(db, timeout=5, isolation_level=None)
-        try:
-            writer.execute("BEGIN IMMEDIATE")  # the write lock, held until the end
+        with write_lock_held(db):
             assert tf.profiles.get("u1")["country"] == "DE"
             assert tf.profiles.find("email", "u1@example.com") == ["u1"]
             assert tf.consent.status("u1")["personalization"].state == "given"
             assert tf.settings.get("u1").discovery == 0.4
             assert len(tf.settings.history("u1")) == 1
             assert tf.recommend("u1", k=6).mode == "personalized"
-        finally:
-            writer.execute("ROLLBACK")
-            writer.close()
 
 
 def test_a_read_snapshot_refuses_writes_and_its_connection_writes_again_after(tf: Tactful) -> None:
@@ -134,12 +122,7 @@ def test_lookups_and_verification_do_not_wait_for_a_writer_on_sqlite(tmp_path: P
     # experiments, the audit chain) take a snapshot too: with another connection holding the
     # write lock they answer at once (before, each waited up to the 30 s busy timeout and
     # then failed with "database is locked").
-    import sqlite3
-
-    db = tmp_path / "tactful.db"
-    with Tactful.open(
-        db_url=f"sqlite:///{db}", key_file=tmp_path / "master.key", policies=POLICIES
-    ) as tf:
+    with sqlite_store(tmp_path) as (tf, db):
         seed_small(tf)
         request = tf.rights.restrict("u2")
         tf.aggregates.grant("reports", 2.0, operator="dpo")
@@ -149,9 +132,7 @@ def test_lookups_and_verification_do_not_wait_for_a_writer_on_sqlite(tmp_path: P
         tf.recommend("u1", k=3)
         tf.audit.flush()
         entries = tf.audit.verify().entries
-        writer = sqlite3.connect(db, timeout=5, isolation_level=None)
-        try:
-            writer.execute("BEGIN IMMEDIATE")  # the write lock, held until the end
+        with write_lock_held(db):
             assert tf.policy.explain("u1", purpose="personalization").outcome == "personalized"
             assert [r.id for r in tf.rights.requests.list()] == [request.id]
             assert tf.rights.requests.show(request.id).kind == "restriction"
@@ -164,9 +145,6 @@ def test_lookups_and_verification_do_not_wait_for_a_writer_on_sqlite(tmp_path: P
             assert tf.experiments.last_results("home") is None
             verdict = tf.audit.verify()
             assert verdict.ok and verdict.entries == entries
-        finally:
-            writer.execute("ROLLBACK")
-            writer.close()
 
 
 def test_a_report_is_gathered_without_the_write_lock_on_sqlite(
@@ -175,7 +153,6 @@ def test_a_report_is_gathered_without_the_write_lock_on_sqlite(
     # A report reads the whole period and walks the audit chain: it does so in a snapshot
     # while another connection holds the write lock, and only its own audit record waits
     # for the lock. Before, the report waited for the lock before reading anything.
-    import sqlite3
     import threading
 
     import tactful.client
@@ -189,25 +166,17 @@ def test_a_report_is_gathered_without_the_write_lock_on_sqlite(
         return found
 
     monkeypatch.setattr(tactful.client, "collect", spied)
-    db = tmp_path / "tactful.db"
-    with Tactful.open(
-        db_url=f"sqlite:///{db}", key_file=tmp_path / "master.key", policies=POLICIES
-    ) as tf:
+    with sqlite_store(tmp_path) as (tf, db):
         seed_small(tf)
         before = tf.audit.verify().entries
         tf.recommend("u1", k=3)
+        tf.audit.flush()  # the decision's record: written before the lock is taken
         results: list[object] = []
-        writer = sqlite3.connect(db, timeout=5, isolation_level=None)
-        try:
-            tf.audit.flush()  # the decision's record: written before the lock is taken
-            writer.execute("BEGIN IMMEDIATE")  # the write lock
-            worker = threading.Thread(target=lambda: results.append(tf.report()))
+        worker = threading.Thread(target=lambda: results.append(tf.report()))
+        with write_lock_held(db):
             worker.start()
             assert gathered.wait(20), "the report waited for the write lock to gather"
             assert not results  # its record is not written while the lock is held
-        finally:
-            writer.execute("ROLLBACK")
-            writer.close()
         worker.join(30)
         assert len(results) == 1
         report = results[0].report  # type: ignore[attr-defined]
