@@ -116,6 +116,76 @@ def test_item_item_sums_votes_and_explains_with_the_strongest_history_title() ->
     assert untitled[0].item == "b" and untitled[0].explanation == "Because you viewed c."
 
 
+def _item_item_reference(
+    model: ItemItemRecommender, view: MinimizedView, k: int, exclude: frozenset[str]
+) -> list[tuple[str, float, str]]:
+    """Item-item's answer by its definition, a history item at a time: each adds its weight
+    times each neighbor's similarity to that neighbor's score, and an item's reason is the
+    first history item (in order) whose vote for it is the largest; ranked by score on the
+    1e-9 grid, then item id."""
+    from tactful.recommend.types import on_grid
+
+    weights = model.history_weights(view.history)
+    hist = list(weights)
+    scores = np.zeros(len(model.items))
+    best: dict[int, tuple[float, int]] = {}
+    for h, (idx, sim) in zip(
+        hist, model.neighbors_of(np.asarray(hist, dtype=np.int64)), strict=True
+    ):
+        for j, s in zip(idx.tolist(), sim.tolist(), strict=True):
+            vote = weights[h] * s
+            scores[j] += vote
+            if j not in best or vote > best[j][0]:
+                best[j] = (vote, h)
+    ranked = sorted(
+        (j for j in range(len(model.items)) if scores[j] > 0 and model.items[j] not in exclude),
+        key=lambda j: (-on_grid(float(scores[j])), model.items[j]),
+    )[:k]
+    out = []
+    for j in ranked:
+        because = model.items[best[j][1]]
+        out.append(
+            (
+                model.items[j],
+                float(scores[j]),
+                f"Because you viewed {model.titles.get(because, because)}.",
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("items", [60, 5000])  # the dense layout, and the sparse one
+def test_item_item_answers_as_summing_row_by_row_would(items: int) -> None:
+    # The votes are summed and the strongest reason found over all rows at once: the same
+    # scores to the bit, order, ties and reasons as adding one history item's row after
+    # another, with equal weights (many ties) and with a half-life, repeats in the history,
+    # exclusions and every k.
+    import random
+
+    rng = random.Random(items)
+    names = [f"i{n}" for n in range(items)]
+    bundles = [
+        [
+            Interaction(names[min(int(rng.paretovariate(1.2)) - 1, items - 1)])
+            for _ in range(rng.randint(1, 8))
+        ]
+        for _ in range(300)
+    ]
+    catalog = [CatalogItem(name, f"Title {name}" if n % 3 else "") for n, name in enumerate(names)]
+    for half_life, shrinkage, neighbors in ((None, 0.0, 3), (4.0, 10.0, 50)):
+        model = ItemItemRecommender(
+            neighbors=neighbors, shrinkage=shrinkage, history_half_life=half_life
+        )
+        model.fit(bundles, catalog)
+        for case in range(40):
+            history = [bundles[rng.randrange(300)][0].item for _ in range(rng.randint(0, 10))]
+            view = _history(*history)
+            exclude = frozenset(rng.sample(names[:30], rng.randint(0, 5))) | frozenset(history[:2])
+            k = rng.choice([1, 3, 10, 100])
+            got = [(r.item, r.score, r.explanation) for r in model.recommend(view, k, exclude)]
+            assert got == _item_item_reference(model, view, k, exclude), (half_life, case)
+
+
 def test_item_item_answers_nothing_without_a_known_history() -> None:
     model = ItemItemRecommender()
     model.fit(BUNDLES, CATALOG)

@@ -345,29 +345,51 @@ class ItemItemRecommender:
             weights[j] = max(weights.get(j, 0.0), w)
         return weights
 
-    def scores(self, view: MinimizedView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Scores over `items` for the view, with each item's strongest history source and vote."""
-        n = len(self.items)
-        scores = np.zeros(n)
-        best = np.zeros(n)
-        source = np.full(n, -1, dtype=np.int64)
+    def _votes(self, view: MinimizedView) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Every vote of the view's history, row after row in history order: (item, vote,
+        history item voting). None without a known history item.
+
+        A history item votes for each of its neighbors with its weight times their
+        similarity; a row lists an item at most once.
+        """
         weights = self.history_weights(view.history)
         if not weights:
-            return scores, source, best
-        hist = np.fromiter(weights, dtype=np.int64)
-        for h, (idx, sim) in zip(hist, self.neighbors_of(hist), strict=True):
-            vote = weights[int(h)] * sim
-            np.add.at(scores, idx, vote)
-            stronger = vote > best[idx]
-            best[idx[stronger]] = vote[stronger]
-            source[idx[stronger]] = h
-        return scores, source, best
+            return None
+        hist = list(weights)
+        rows = self.neighbors_of(np.asarray(hist, dtype=np.int64))
+        lens = [len(idx) for idx, _ in rows]
+        items = np.concatenate([idx for idx, _ in rows])
+        votes = np.repeat(np.asarray([weights[h] for h in hist]), lens) * np.concatenate(
+            [sim for _, sim in rows]
+        )
+        return items, votes, np.repeat(np.asarray(hist, dtype=np.int64), lens)
+
+    def scores(self, view: MinimizedView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores over `items` for the view, with each item's strongest history source and vote
+        (the first history item, in order, whose vote is the largest; -1 and 0 for none)."""
+        n = len(self.items)
+        source = np.full(n, -1, dtype=np.int64)
+        best = np.zeros(n)
+        found = self._votes(view)
+        if found is None:
+            return np.zeros(n), source, best
+        items, votes, owners = found
+        np.maximum.at(best, items, votes)
+        strongest = np.flatnonzero(votes == best[items])
+        voted, first = np.unique(items[strongest], return_index=True)
+        source[voted] = owners[strongest[first]]
+        return _summed(items, votes, n), source, best
 
     def recommend(self, view: MinimizedView, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
         """Items most similar to the view's history; [] without a known history item."""
         if k <= 0:
             return []
-        scores, source, _ = self.scores(view)
+        found = self._votes(view)
+        if found is None:
+            return []
+        items, votes, owners = found
+        n = len(self.items)
+        scores = _summed(items, votes, n)
         for item in exclude:
             j = self.index.get(item)
             if j is not None:
@@ -382,10 +404,18 @@ class ItemItemRecommender:
         # Ties break by item id (not by index, which depends on the order items were learned).
         ranked = sorted(
             candidates.tolist(), key=lambda j: (-on_grid(float(scores[j])), self.items[j])
-        )
+        )[:k]
+        # Each answer's reason, as `scores` gives it, found among the answers' votes only.
+        best = np.zeros(n)
+        np.maximum.at(best, items, votes)
+        chosen = np.zeros(n, dtype=bool)
+        chosen[ranked] = True
+        source: dict[int, int] = {}
+        for e in np.flatnonzero(chosen[items] & (votes == best[items])).tolist():
+            source.setdefault(int(items[e]), int(owners[e]))
         out = []
-        for j in ranked[:k]:
-            because = self.items[int(source[j])]
+        for j in ranked:
+            because = self.items[source[j]]
             title = self.titles.get(because, because)
             out.append(
                 ScoredItem(
@@ -393,3 +423,8 @@ class ItemItemRecommender:
                 )
             )
         return out
+
+
+def _summed(items: np.ndarray, votes: np.ndarray, n: int) -> np.ndarray:
+    """Each item's votes summed in the order given (that of adding row after row)."""
+    return np.bincount(items, weights=votes, minlength=n).astype(np.float64, copy=False)
