@@ -118,40 +118,34 @@ def test_item_item_sums_votes_and_explains_with_the_strongest_history_title() ->
 
 def _item_item_reference(
     model: ItemItemRecommender, view: MinimizedView, k: int, exclude: frozenset[str]
-) -> list[tuple[str, float, str]]:
+) -> tuple[list[tuple[str, float, str]], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Item-item's answer by its definition, a history item at a time: each adds its weight
     times each neighbor's similarity to that neighbor's score, and an item's reason is the
     first history item (in order) whose vote for it is the largest; ranked by score on the
-    1e-9 grid, then item id."""
+    1e-9 grid, then item id. Also the (scores, source, best) arrays `scores` gives."""
     from tactful.recommend.types import on_grid
 
     weights = model.history_weights(view.history)
     hist = list(weights)
-    scores = np.zeros(len(model.items))
-    best: dict[int, tuple[float, int]] = {}
-    for h, (idx, sim) in zip(
-        hist, model.neighbors_of(np.asarray(hist, dtype=np.int64)), strict=True
-    ):
+    n = len(model.items)
+    scores, best, source = np.zeros(n), np.zeros(n), np.full(n, -1, dtype=np.int64)
+    rows = model.neighbors_of(np.asarray(hist, dtype=np.int64)) if hist else []
+    for h, (idx, sim) in zip(hist, rows, strict=True):
         for j, s in zip(idx.tolist(), sim.tolist(), strict=True):
             vote = weights[h] * s
             scores[j] += vote
-            if j not in best or vote > best[j][0]:
-                best[j] = (vote, h)
+            if vote > best[j]:
+                best[j], source[j] = vote, h
     ranked = sorted(
-        (j for j in range(len(model.items)) if scores[j] > 0 and model.items[j] not in exclude),
+        (j for j in range(n) if scores[j] > 0 and model.items[j] not in exclude),
         key=lambda j: (-on_grid(float(scores[j])), model.items[j]),
-    )[:k]
-    out = []
+    )[: max(k, 0)]
+    answers = []
     for j in ranked:
-        because = model.items[best[j][1]]
-        out.append(
-            (
-                model.items[j],
-                float(scores[j]),
-                f"Because you viewed {model.titles.get(because, because)}.",
-            )
-        )
-    return out
+        because = model.items[int(source[j])]
+        text = f"Because you viewed {model.titles.get(because, because)}."
+        answers.append((model.items[j], float(scores[j]), text))
+    return answers, (scores, source, best)
 
 
 @pytest.mark.parametrize("items", [60, 5000])  # the dense layout, and the sparse one
@@ -182,8 +176,10 @@ def test_item_item_answers_as_summing_row_by_row_would(items: int) -> None:
             view = _history(*history)
             exclude = frozenset(rng.sample(names[:30], rng.randint(0, 5))) | frozenset(history[:2])
             k = rng.choice([1, 3, 10, 100])
+            answers, arrays = _item_item_reference(model, view, k, exclude)
             got = [(r.item, r.score, r.explanation) for r in model.recommend(view, k, exclude)]
-            assert got == _item_item_reference(model, view, k, exclude), (half_life, case)
+            assert got == answers, (half_life, case)
+            assert all(map(np.array_equal, model.scores(view), arrays)), (half_life, case)
 
 
 def test_item_item_answers_nothing_without_a_known_history() -> None:

@@ -375,7 +375,7 @@ class ItemItemRecommender:
             return np.zeros(n), source, best
         items, votes, owners = found
         np.maximum.at(best, items, votes)
-        strongest = np.flatnonzero(votes == best[items])
+        strongest = np.flatnonzero((votes == best[items]) & (votes > 0))
         voted, first = np.unique(items[strongest], return_index=True)
         source[voted] = owners[strongest[first]]
         return _summed(items, votes, n), source, best
