@@ -137,10 +137,19 @@ class HybridRecommender:
         # Compared rounded to 1e-9: decayed popularity summed in another order (after
         # learn/forget) must tie, and so rank, the way a refit does.
         ranked = sorted(blended, key=lambda i: (-on_grid(blended[i]), i))
-        out = [ScoredItem(i, blended[i], best[i][1].signal, best[i][1].explanation) for i in ranked]
         if self.rules:
+            out = [
+                ScoredItem(i, blended[i], best[i][1].signal, best[i][1].explanation) for i in ranked
+            ]
             out = apply_rules(out, self.rules, view, self.catalog, exclude)
-        return [s for s in out if s.item not in exclude][:k]
+            return [s for s in out if s.item not in exclude][:k]
+        # Without rules the k first are the answer (the lists hold no excluded item): only
+        # they are made into items.
+        out = []
+        for i in ranked[:k]:
+            reason = best[i][1]
+            out.append(ScoredItem(i, blended[i], reason.signal, reason.explanation))
+        return out
 
     def _alone(
         self,
