@@ -24,7 +24,7 @@ from tactful.crypto import FileKeyProvider, KeyProvider
 from tactful.dp import Aggregates
 from tactful.dp.popularity import POPULARITY_DATASET
 from tactful.errors import ValidationError
-from tactful.experiments import Assignment, Experiments, Variant
+from tactful.experiments import Assignment, Change, Experiments, Variant
 from tactful.models import Recommendations, RecommendedItem, recommended_items
 from tactful.parts.consent import ConsentAPI, SettingsAPI
 from tactful.parts.data import CatalogAPI, EventsAPI, ProfilesAPI
@@ -364,14 +364,15 @@ class Tactful:
         # forgotten for a user no longer covered), in one transaction with the decision
         # record. Otherwise the record is queued for the audit log's next group commit
         # (docs/architecture.md, "Audit group commit").
-        exposed = arm is not None and decision.outcome == "personalized" and subject is not None
-        settle = arm is not None and (arm[2] or (exposed and arm[0].enrolled))
+        change = None if arm is None or subject is None else arm[2]
+        if change == "expose" and decision.outcome != "personalized":
+            change = None  # only a personalized answer is an exposure
         restate = plan.restate and subject is not None
-        with store.begin() if restate or settle else contextlib.nullcontext() as conn:
+        with store.begin() if restate or change else contextlib.nullcontext() as conn:
             if restate and subject is not None and conn is not None:
                 gate.store_segments(conn, subject, purpose, plan.segments)
-            if settle and arm is not None and conn is not None:
-                self.experiments._settle(conn, subject, arm[0], exposed)
+            if change and arm is not None and subject is not None and conn is not None:
+                self.experiments._settle(conn, subject, arm[0], change)
             gate.record(
                 conn,
                 subject,
@@ -425,7 +426,7 @@ class Tactful:
         settings: Settings,
         k: int,
         context: Mapping[str, str] | None,
-        arm: tuple[Assignment, Variant, bool] | None,
+        arm: tuple[Assignment, Variant, Change] | None,
     ) -> _Plan:
         """What a call on this decision gives the recommender, and what it answers and
         writes besides the recommender's items (see `_Plan`)."""

@@ -378,21 +378,49 @@ def test_a_gated_call_forgets_the_exposure_of_a_user_no_longer_covered(tf: Tactf
     assert [row[1] for row in exposure_rows(tf)] == [kept]
 
 
-def test_a_gated_call_with_nothing_to_record_does_not_wait_for_a_writer_on_sqlite(
+def test_an_exposure_is_not_recorded_for_a_consent_withdrawn_during_the_call(
+    tf: Tactful, other: Tactful, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The call reads the assignment in its snapshot; if the user withdraws (another process)
+    # before the call writes, its write transaction sees it and records no exposure.
+    seed_small(tf)
+    tf.train()
+    enrol(tf, ["u1"])
+    declare(tf, "blend")
+    arm = tf.experiments._arm
+
+    def withdrawn_meanwhile(*args: object) -> object:
+        found = arm(*args)  # type: ignore[arg-type]
+        other.consent.withdraw("u1", PURPOSE)
+        return found
+
+    monkeypatch.setattr(tf.experiments, "_arm", withdrawn_meanwhile)
+    answer = tf.recommend("u1", k=3, experiment="blend")
+    assert answer.mode == "personalized"  # decided on the snapshot, before the withdrawal
+    assert exposure_rows(tf) == []
+
+
+def test_a_gated_call_that_changes_nothing_does_not_wait_for_a_writer_on_sqlite(
     tmp_path: Path,
 ) -> None:
-    # An experiment's call for a user not enrolled, with no exposure to forget, writes
-    # nothing: with another connection holding SQLite's write lock it answers at once (it
-    # used to forget the exposure in any case, a write that waited for the lock).
+    # An experiment's call that changes nothing writes nothing: with another connection
+    # holding SQLite's write lock it answers at once. That is a user not enrolled with no
+    # exposure to forget (the call used to forget it in any case), and an enrolled user
+    # already exposed (the call used to open a write transaction to find that out).
     with sqlite_store(tmp_path) as (tf, db):
         seed_small(tf)
+        enrol(tf, ["u2"])
         declare(tf, "blend")
         tf.recommend("u1", k=3)  # the user's state in the gate's cache
+        tf.recommend("u2", k=3, experiment="blend")  # u2's first exposure
         tf.audit.flush()
+        assert len(exposure_rows(tf)) == 1
         with write_lock_held(db):
             answer = tf.recommend("u1", k=3, experiment="blend")  # u1 did not enrol
             assert answer.mode == "personalized"
-        assert exposure_rows(tf) == []
+            again = tf.recommend("u2", k=3, experiment="blend")
+            assert again.mode == "personalized"
+        assert len(exposure_rows(tf)) == 1
 
 
 def test_erasure_removes_exposures_and_export_lists_them(tf: Tactful) -> None:

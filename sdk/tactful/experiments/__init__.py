@@ -7,7 +7,7 @@ differential privacy, charged to the experiment's own budget (dataset `experimen
 """
 
 from tactful.experiments.assign import Assigner
-from tactful.experiments.core import Experiments
+from tactful.experiments.core import Change, Experiments
 from tactful.experiments.model import (
     Assignment,
     CountEstimate,
@@ -23,6 +23,7 @@ from tactful.experiments.records import Exposures
 __all__ = [
     "Assigner",
     "Assignment",
+    "Change",
     "CountEstimate",
     "Difference",
     "Experiment",

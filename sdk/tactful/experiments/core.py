@@ -14,6 +14,7 @@ import json
 import math
 import uuid
 from collections.abc import Iterable
+from typing import Literal
 
 import numpy as np
 from sqlalchemy import Connection, select
@@ -42,6 +43,10 @@ KEY_LABEL = "experiments"
 RELEASE_KIND = "experiment"
 _release = table_of(DPRelease)
 _objection = table_of(Objection)
+
+
+# What recording an assignment changes (`Experiments.assignment`).
+Change = Literal["expose", "forget"] | None
 
 
 class Experiments:
@@ -158,28 +163,29 @@ class Experiments:
         A subject no longer covered loses their stored exposure to this experiment. A stopped
         experiment enrols nobody (and keeps what it recorded, for its results).
         """
-        found, stale = self.assignment(conn, subject, experiment)
-        if stale and subject is not None:
+        found, change = self.assignment(conn, subject, experiment)
+        if change == "forget" and subject is not None:
             self.exposures.forget(conn, subject, experiment.id)
-        elif expose and found.enrolled and subject is not None:
+        elif change == "expose" and expose and subject is not None:
             self.exposures.expose(conn, subject, experiment.id, found.variant)
         return found
 
     def assignment(
         self, conn: Connection, subject: SubjectRef | None, experiment: Experiment
-    ) -> tuple[Assignment, bool]:
+    ) -> tuple[Assignment, Change]:
         """`assign` without writing (a read-only snapshot may be `conn`): the assignment, and
-        whether the subject, no longer covered, still has a stored exposure to forget."""
+        what recording it would change: "expose" (enrolled, no exposure stored yet),
+        "forget" (no longer covered, an exposure still stored) or None."""
         control = Assignment(experiment=experiment.id, variant=experiment.control, enrolled=False)
         if experiment.status != "running":
-            return control, False
+            return control, None
+        held = subject is not None and self.exposures.held(conn, subject, experiment.id)
         if not self.enrolled(conn, subject, experiment):
-            return control, subject is not None and self.exposures.held(
-                conn, subject, experiment.id
-            )
+            return control, "forget" if held else None
         assert subject is not None  # enrolled() is False for None
         variant = self.assigner(experiment).variant(subject.ref)
-        return Assignment(experiment=experiment.id, variant=variant, enrolled=True), False
+        enrolled = Assignment(experiment=experiment.id, variant=variant, enrolled=True)
+        return enrolled, None if held else "expose"
 
     def convert(
         self, conn: Connection, subject: SubjectRef | None, experiment: Experiment, kind: str

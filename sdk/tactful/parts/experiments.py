@@ -11,6 +11,7 @@ import pydantic
 from tactful.errors import ValidationError
 from tactful.experiments import (
     Assignment,
+    Change,
     Experiment,
     ExperimentResults,
     Variant,
@@ -143,25 +144,24 @@ class ExperimentsAPI(Part):
 
     def _arm(
         self, conn: Connection, subject: SubjectRef | None, experiment_id: str
-    ) -> tuple[Assignment, Variant, bool]:
+    ) -> tuple[Assignment, Variant, Change]:
         """The call's assignment and variant, read in the call's snapshot (nothing written),
-        and whether a stored exposure must be forgotten (`_settle`, in the call's write)."""
+        and what recording it would change (`Experiments.assignment`; `_settle` writes it)."""
         exp = self._tf._experiments.get(conn, experiment_id)
-        assignment, stale = self._tf._experiments.assignment(conn, subject, exp)
-        return assignment, exp.variant(assignment.variant), stale
+        assignment, change = self._tf._experiments.assignment(conn, subject, exp)
+        return assignment, exp.variant(assignment.variant), change
 
-    def _settle(
-        self, conn: Connection, subject: SubjectRef | None, a: Assignment, exposed: bool
-    ) -> None:
-        """Record the exposure of a personalized answer (`exposed`), or forget the stored
-        exposure of a subject no longer covered (`_arm` said so)."""
-        if subject is None:
-            return
-        if a.enrolled:
-            if exposed:
-                self._tf._experiments.exposures.expose(conn, subject, a.experiment, a.variant)
-        else:
-            self._tf._experiments.exposures.forget(conn, subject, a.experiment)
+    def _settle(self, conn: Connection, subject: SubjectRef, a: Assignment, change: Change) -> None:
+        """In the call's write transaction: forget the stored exposure of a subject no longer
+        covered, or record the first exposure of a personalized answer if the subject is
+        still enrolled now (consent may have been withdrawn since the snapshot)."""
+        experiments = self._tf._experiments
+        if change == "forget":
+            experiments.exposures.forget(conn, subject, a.experiment)
+        elif change == "expose":
+            exp = experiments.get(conn, a.experiment)
+            if experiments.enrolled(conn, subject, exp):
+                experiments.exposures.expose(conn, subject, a.experiment, a.variant)
 
     def _recommenders(self) -> set[str]:
         return {c.name for c in self._tf._models.hybrid.components}

@@ -106,7 +106,6 @@ class Store:
         self._reading: dict[str, object] = {READ_ONLY: True}
         if self.dialect == "postgresql":
             self._reading.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-        if self.dialect == "postgresql":
             # Every process moves its own listeners at its commits, whichever mode it runs in.
             watch_commits(self.engine, self.store_id)
             if pg_changes == "notify":
@@ -171,9 +170,9 @@ class Store:
         `REPEATABLE READ READ ONLY` transaction (every statement sees the same moment, where
         the default READ COMMITTED takes a new one per statement).
 
-        Writing through it is an error (PostgreSQL refuses it; on SQLite the lock cannot be
-        taken safely in a snapshot): use `begin` for anything that writes. The gate's probe
-        runs before any snapshot, as one statement of its own.
+        Writing through it is refused (PostgreSQL's READ ONLY, SQLite's `query_only`): use
+        `begin` for anything that writes. The gate's probe runs before any snapshot, as one
+        statement of its own.
         """
         with self.engine.connect().execution_options(**self._reading) as conn:
             yield conn
