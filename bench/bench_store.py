@@ -62,7 +62,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tactful import Tactful
-from tactful.store.engine import READ_ONLY, make_engine, utc
+from tactful.store.engine import make_engine, read_options, utc
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
@@ -193,8 +193,9 @@ class Plain:
             )
 
     def reading(self) -> Connection:
-        """A read-only connection (SQLite: BEGIN, no write lock), as tactful's reads use."""
-        return self.engine.connect().execution_options(**{READ_ONLY: True})
+        """A read-only snapshot connection, as tactful's reads use (SQLite `BEGIN` without
+        the write lock, PostgreSQL `REPEATABLE READ READ ONLY`)."""
+        return self.engine.connect().execution_options(**read_options(self.engine.dialect.name))
 
     def get(self, user: str) -> dict[str, object]:
         with self.reading() as conn, conn.begin():

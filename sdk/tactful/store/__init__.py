@@ -12,7 +12,14 @@ from sqlalchemy.exc import ProgrammingError
 from tactful.crypto import KeyProvider, checkpoint_mac, checkpoint_mac_valid
 from tactful.errors import ConfigurationError
 from tactful.store import sequence
-from tactful.store.engine import READ_ONLY, DriverReads, insert_ignore, make_engine, now, utc
+from tactful.store.engine import (
+    DriverReads,
+    insert_ignore,
+    make_engine,
+    now,
+    read_options,
+    utc,
+)
 from tactful.store.keystore import ORPHAN_GRACE, KeyStatus, KeyStore, RotationReport
 from tactful.store.migrate import prepare
 from tactful.store.notified import UNWATCHED, Notified, watch_commits
@@ -102,10 +109,8 @@ class Store:
             raise
         self.dialect = self.engine.dialect.name
         self.store_id = self.prepared.store_id
-        # The execution options of `read`'s connections.
-        self._reading: dict[str, object] = {READ_ONLY: True}
+        self._reading = read_options(self.dialect)  # the options of `read`'s connections
         if self.dialect == "postgresql":
-            self._reading.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             # Every process moves its own listeners at its commits, whichever mode it runs in.
             watch_commits(self.engine, self.store_id)
             if pg_changes == "notify":

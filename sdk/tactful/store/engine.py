@@ -20,6 +20,15 @@ from tactful.errors import ConfigurationError
 READ_ONLY = "tactful_read_only"
 
 
+def read_options(dialect: str) -> dict[str, object]:
+    """The execution options of a read-only snapshot connection (`Store.read`): SQLite
+    `BEGIN` without the write lock and `query_only` (the begin event), PostgreSQL
+    `REPEATABLE READ READ ONLY`."""
+    if dialect == "postgresql":
+        return {READ_ONLY: True, "isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    return {READ_ONLY: True}
+
+
 def utc(value: datetime) -> datetime:
     """Attach UTC to a naive datetime read back from SQLite; convert aware ones to UTC."""
     if value.tzinfo is None:
