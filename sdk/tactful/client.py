@@ -338,7 +338,7 @@ class Tactful:
                 plan, decision = self._planned(read, entry, purpose, k, context)
             else:
                 decision, settings = gate.decide_for(entry, purpose, context)
-                arm = self.experiments._arm(read(), subject, experiment)
+                arm = self._arm(read, entry, experiment, probe.experiments)
                 plan = self._plan(read, entry, decision, settings, k, context, arm)
             try:
                 scored, recommender = self._run(plan, read, probe.release, k)
@@ -373,6 +373,10 @@ class Tactful:
                 gate.store_segments(conn, subject, purpose, plan.segments)
             if change and arm is not None and subject is not None and conn is not None:
                 self.experiments._settle(conn, subject, arm[0], change)
+                if entry is not None and experiment is not None:
+                    # Recorded (or forgotten): the kept assignment has nothing left to change.
+                    key = ("arm", experiment, probe.experiments)
+                    entry.derived[key] = (arm[0], arm[1], None)
             gate.record(
                 conn,
                 subject,
@@ -386,6 +390,28 @@ class Tactful:
                 memo=plan.records,
             )
         return answer
+
+    def _arm(
+        self,
+        read: Callable[[], Connection],
+        entry: CachedSubject | None,
+        experiment: str,
+        declared: int,
+    ) -> tuple[Assignment, Variant, Change]:
+        """The user's assignment in `experiment` (`ExperimentsAPI._arm`), kept in the
+        subject's cache entry: it holds while the entry does (the user's consent, objections
+        and status, the entry's expiry at a consent's) and while no experiment was declared
+        or stopped anywhere (`declared`: `Probe.experiments`). The stored exposure is not
+        watched: a call that finds another process exposed the user first records nothing."""
+        if entry is None or not isinstance(experiment, str):
+            return self.experiments._arm(read(), entry.subject if entry else None, experiment)
+        key = ("arm", experiment, declared)
+        found = entry.derived.get(key)
+        if found is None:
+            found = remember(
+                entry.derived, key, self.experiments._arm(read(), entry.subject, experiment)
+            )
+        return found  # type: ignore[no-any-return]
 
     def _planned(
         self,

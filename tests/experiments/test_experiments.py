@@ -378,6 +378,65 @@ def test_a_gated_call_forgets_the_exposure_of_a_user_no_longer_covered(tf: Tactf
     assert [row[1] for row in exposure_rows(tf)] == [kept]
 
 
+def _records_of(tf: Tactful, decision_ids: list[str]) -> list[dict[str, object]]:
+    with tf._store.begin() as conn:
+        by_id = {
+            r.payload["decision_id"]: r.payload for r in tf._audit.records(conn, kind="decision")
+        }
+    return [by_id[d] for d in decision_ids]
+
+
+def test_a_repeated_experiment_call_reads_nothing_until_an_experiment_or_the_user_changes(
+    tf: Tactful, other: Tactful, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The user's assignment is kept with the gate's cached state: a repeated call opens no
+    # snapshot. A stop of the experiment or a withdrawal in another instance (another
+    # process, as far as caches go) is seen at the next call all the same.
+    seed_small(tf)
+    tf.train()
+    enrol(tf, ["u1"])
+    declare(tf, "blend")
+    first = tf.recommend("u1", k=3, experiment="blend")
+    snapshots: list[int] = []
+    real = tf._store.read
+
+    def counted() -> object:
+        snapshots.append(1)
+        return real()
+
+    monkeypatch.setattr(tf._store, "read", counted)
+    again = [tf.recommend("u1", k=3, experiment="blend") for _ in range(3)]
+    assert snapshots == [], "a repeated call read nothing"
+    assert len(exposure_rows(tf)) == 1
+    other.experiments.stop("blend")
+    stopped = tf.recommend("u1", k=3, experiment="blend")
+    assert snapshots, "the stop was seen"
+    other.consent.withdraw("u1", PURPOSE)
+    withdrawn = tf.recommend("u1", k=3, experiment="blend")
+    records = _records_of(
+        tf, [first.decision_id, again[-1].decision_id, stopped.decision_id, withdrawn.decision_id]
+    )
+    enrolled = [r["experiment"]["enrolled"] for r in records]  # type: ignore[index]
+    assert enrolled == [True, True, False, False]
+
+
+def test_a_kept_assignment_follows_an_objection_in_another_process(
+    tf: Tactful, other: Tactful
+) -> None:
+    seed_small(tf)
+    tf.train()
+    enrol(tf, ["u1"])
+    declare(tf, "blend")
+    tf.recommend("u1", k=3, experiment="blend")
+    tf.recommend("u1", k=3, experiment="blend")  # kept
+    assert len(exposure_rows(tf)) == 1
+    other.rights.object("u1", PURPOSE)  # not covered any more; the exposure is still stored
+    assert len(exposure_rows(tf)) == 1
+    answer = tf.recommend("u1", k=3, experiment="blend")
+    assert _records_of(tf, [answer.decision_id])[0]["experiment"]["enrolled"] is False  # type: ignore[index]
+    assert exposure_rows(tf) == [], "the call forgot the exposure"
+
+
 def test_an_exposure_is_not_recorded_for_a_consent_withdrawn_during_the_call(
     tf: Tactful, other: Tactful, monkeypatch: pytest.MonkeyPatch
 ) -> None:

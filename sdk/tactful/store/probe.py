@@ -37,6 +37,7 @@ from tactful.store.tables import (
     ConsentRecord,
     DPRelease,
     Event,
+    ExperimentDef,
     Objection,
     ProfileField,
     SegmentMembership,
@@ -57,6 +58,7 @@ _event = table_of(Event)
 _membership = table_of(SegmentMembership)
 _meta = table_of(StoreMeta)
 _release = table_of(DPRelease)
+_experiment = table_of(ExperimentDef)
 _sid = _subject.c.id
 
 
@@ -94,6 +96,9 @@ LATEST_RELEASE = (
     .order_by(_release.c.created_at.desc(), _release.c.id.desc())
     .limit(1)
 )
+# Experiment declarations and stops so far (a declaration never changes but for its stop,
+# which sets `stopped_at`): a process keeps a user's experiment assignment while it holds.
+_EXPERIMENTS = select(func.count() + func.count(_experiment.c.stopped_at)).scalar_subquery()
 # One row whether or not the user is known: the subject is LEFT JOINed to a one-row source.
 _ONE = select(literal(1).label("one")).subquery()
 
@@ -108,6 +113,7 @@ def _probe_select(dialect: str) -> Select[Any]:
         _EPOCH.scalar_subquery(),
         LATEST_RELEASE.scalar_subquery(),
         DRAWN[dialect],  # the latest event number drawn store-wide (a hint)
+        _EXPERIMENTS,
         *_MARKS,
     ).select_from(_ONE.outerjoin(_subject, _subject.c.ref == bindparam("ref")))
 
@@ -134,6 +140,7 @@ class Probe:
     epoch: str
     release: str | None = None
     events: int = 0  # the latest event number drawn store-wide (`store.sequence.DRAWN`)
+    experiments: int = 0  # experiments declared plus experiments stopped, store-wide
 
     def events_added_since(self, mark: tuple[object, ...]) -> int | None:
         """If `mark` (an earlier probe's of this subject) differs from this probe's only in
@@ -165,16 +172,16 @@ def probe(reads: DriverReads, ref: str, dataset: str) -> Probe:
     read from.
     """
     sql, params = _compiled(reads.engine.dialect)
-    ((sid, alias, status, jurisdiction, legacy, epoch, release, drawn, *marks),) = reads.run(
-        sql, params(ref, dataset)
-    )
+    row = reads.run(sql, params(ref, dataset))
+    ((sid, alias, status, jurisdiction, legacy, epoch, release, drawn, declared, *marks),) = row
     epoch = "0" if epoch is None else str(epoch)
     release = None if release is None else str(release)
     events = 0 if drawn is None else int(drawn)
+    experiments = int(declared or 0)
     if sid is None:
-        return Probe(None, (), epoch, release, events)
+        return Probe(None, (), epoch, release, events, experiments)
     subject = SubjectRef(sid, ref, alias, status, jurisdiction, bool(legacy))
-    return Probe(subject, tuple(marks), epoch, release, events)
+    return Probe(subject, tuple(marks), epoch, release, events, experiments)
 
 
 _SQL: dict[str, tuple[str, Callable[[str, str], tuple[Any, ...]]]] = {}
