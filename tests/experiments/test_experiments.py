@@ -35,6 +35,14 @@ def enrol(tf: Tactful, users: list[str]) -> None:
         tf.consent.grant(u, [PURPOSE])
 
 
+def blend_for(tf: Tactful, users: list[str]) -> None:
+    """The small store, trained, these users enrolled, and experiment "blend" declared."""
+    seed_small(tf)
+    tf.train()
+    enrol(tf, users)
+    declare(tf, "blend")
+
+
 def counted(tf: Tactful, exp_id: str) -> dict[str, list[int]]:
     """The exact (not released) per-variant [exposed, converted] a release would count."""
     with tf._store.begin() as conn:
@@ -362,10 +370,7 @@ def test_a_gated_call_forgets_the_exposure_of_a_user_no_longer_covered(tf: Tactf
     # The call reads the assignment in its read-only snapshot and writes what changed (the
     # exposure recorded, or forgotten) in its own transaction: on PostgreSQL the snapshot
     # refuses writes, so a write made there fails the call.
-    seed_small(tf)
-    tf.train()
-    enrol(tf, ["u1", "u2"])
-    declare(tf, "blend")
+    blend_for(tf, ["u1", "u2"])
     tf.recommend("u1", k=3, experiment="blend")
     tf.recommend("u2", k=3, experiment="blend")
     assert len(exposure_rows(tf)) == 2, "personalized answers are exposures"
@@ -392,10 +397,7 @@ def test_a_repeated_experiment_call_reads_nothing_until_an_experiment_or_the_use
     # The user's assignment is kept with the gate's cached state: a repeated call opens no
     # snapshot. A stop of the experiment or a withdrawal in another instance (another
     # process, as far as caches go) is seen at the next call all the same.
-    seed_small(tf)
-    tf.train()
-    enrol(tf, ["u1"])
-    declare(tf, "blend")
+    blend_for(tf, ["u1"])
     first = tf.recommend("u1", k=3, experiment="blend")
     snapshots: list[int] = []
     real = tf._store.read
@@ -423,10 +425,7 @@ def test_a_repeated_experiment_call_reads_nothing_until_an_experiment_or_the_use
 def test_a_kept_assignment_follows_an_objection_in_another_process(
     tf: Tactful, other: Tactful
 ) -> None:
-    seed_small(tf)
-    tf.train()
-    enrol(tf, ["u1"])
-    declare(tf, "blend")
+    blend_for(tf, ["u1"])
     tf.recommend("u1", k=3, experiment="blend")
     tf.recommend("u1", k=3, experiment="blend")  # kept
     assert len(exposure_rows(tf)) == 1
@@ -442,10 +441,7 @@ def test_an_exposure_is_not_recorded_for_a_consent_withdrawn_during_the_call(
 ) -> None:
     # The call reads the assignment in its snapshot; if the user withdraws (another process)
     # before the call writes, its write transaction sees it and records no exposure.
-    seed_small(tf)
-    tf.train()
-    enrol(tf, ["u1"])
-    declare(tf, "blend")
+    blend_for(tf, ["u1"])
     arm = tf.experiments._arm
 
     def withdrawn_meanwhile(*args: object) -> object:
