@@ -137,6 +137,11 @@ class _Plan:
         )
 
 
+def _arm_key(experiment: str, declared: int) -> tuple[str, str, int]:
+    """Where a subject's cache entry keeps its assignment in `experiment` (`Tactful._arm`)."""
+    return ("arm", experiment, declared)
+
+
 class _Snapshot:
     """The read-only snapshot of one gated call, opened on first use (`Store.read`) and
     closed with the call: most calls find everything in memory and never open it."""
@@ -375,8 +380,7 @@ class Tactful:
                 self.experiments._settle(conn, subject, arm[0], change)
                 if entry is not None and experiment is not None:
                     # Recorded (or forgotten): the kept assignment has nothing left to change.
-                    key = ("arm", experiment, probe.experiments)
-                    entry.derived[key] = (arm[0], arm[1], None)
+                    entry.derived[_arm_key(experiment, probe.experiments)] = (arm[0], arm[1], None)
             gate.record(
                 conn,
                 subject,
@@ -405,7 +409,7 @@ class Tactful:
         watched: a call that finds another process exposed the user first records nothing."""
         if entry is None or not isinstance(experiment, str):
             return self.experiments._arm(read(), entry.subject if entry else None, experiment)
-        key = ("arm", experiment, declared)
+        key = _arm_key(experiment, declared)
         found = entry.derived.get(key)
         if found is None:
             found = remember(

@@ -374,10 +374,8 @@ class ItemItemRecommender:
         if found is None:
             return np.zeros(n), source, best
         items, votes, owners = found
-        np.maximum.at(best, items, votes)
-        strongest = np.flatnonzero((votes == best[items]) & (votes > 0))
-        voted, first = np.unique(items[strongest], return_index=True)
-        source[voted] = owners[strongest[first]]
+        voted, sources = _strongest(items, votes, owners, best)
+        source[voted] = sources
         return _summed(items, votes, n), source, best
 
     def recommend(self, view: MinimizedView, k: int, exclude: frozenset[str]) -> list[ScoredItem]:
@@ -406,13 +404,10 @@ class ItemItemRecommender:
             candidates.tolist(), key=lambda j: (-on_grid(float(scores[j])), self.items[j])
         )[:k]
         # Each answer's reason, as `scores` gives it, found among the answers' votes only.
-        best = np.zeros(n)
-        np.maximum.at(best, items, votes)
         chosen = np.zeros(n, dtype=bool)
         chosen[ranked] = True
-        source: dict[int, int] = {}
-        for e in np.flatnonzero(chosen[items] & (votes == best[items])).tolist():
-            source.setdefault(int(items[e]), int(owners[e]))
+        voted, sources = _strongest(items, votes, owners, np.zeros(n), chosen)
+        source = dict(zip(voted.tolist(), sources.tolist(), strict=True))
         out = []
         for j in ranked:
             because = self.items[source[j]]
@@ -423,6 +418,25 @@ class ItemItemRecommender:
                 )
             )
         return out
+
+
+def _strongest(
+    items: np.ndarray,
+    votes: np.ndarray,
+    owners: np.ndarray,
+    best: np.ndarray,
+    among: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each voted item's strongest source: the first voter (in the votes' order) whose vote
+    is the item's largest, for the items `among` marks (all by default). Fills `best`
+    (zeros, one per item) with each item's largest vote; returns (items, sources)."""
+    np.maximum.at(best, items, votes)
+    strongest = (votes == best[items]) & (votes > 0)
+    if among is not None:
+        strongest &= among[items]
+    at = np.flatnonzero(strongest)
+    voted, first = np.unique(items[at], return_index=True)
+    return voted, owners[at[first]]
 
 
 def _summed(items: np.ndarray, votes: np.ndarray, n: int) -> np.ndarray:
