@@ -186,6 +186,7 @@ _LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 # An own-transaction flush waits for the chain's lock at most as long as SQLite's busy timeout.
 _LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '30s'")
 _INSERT = _audit.insert()
+_SIGN = _checkpoints.insert()  # built once: `.values(...)` per call made a new statement
 _INSERTS: dict[str, str] = {}
 _ENTRY_ORDER = ("seq", "ts", "kind", "alias", "payload", "prev_hash", "hash")
 
@@ -515,7 +516,7 @@ class AuditLog:
     def _sign(self, conn: Connection, seq: int, head: str, stamp: datetime) -> None:
         assert self._key is not None
         mac = checkpoint_mac(self._key, checkpoint_message(seq, head, stamp))
-        conn.execute(_checkpoints.insert().values(seq=seq, ts=stamp, head_hash=head, mac=mac))
+        conn.execute(_SIGN, {"seq": seq, "ts": stamp, "head_hash": head, "mac": mac})
 
     def verify(self, conn: Connection) -> AuditVerdict:
         """Walk the chain and the checkpoints; name the first bad entry and the kind of damage.
