@@ -154,3 +154,59 @@ def test_a_lone_component_mutating_the_list_it_returned_is_followed() -> None:
     shared.answer.insert(0, ScoredItem("b", 2.0, "shared", "B."))
     got = hybrid.recommend(MinimizedView(), 2, frozenset(), memo)
     assert [(s.item, s.score) for s in got] == [("b", 1.0), ("a", 0.5)]
+
+
+def _blend_by_definition(
+    lists: list[tuple[float, list[ScoredItem]]], k: int, exclude: frozenset[str]
+) -> list[ScoredItem]:
+    """The blend as HybridRecommender documents it, written plainly: each list's scores
+    divided by its best and weighted, summed per item; each item explained by its largest
+    part (the first such); ranked on the 1e-9 grid, then by item id."""
+    blended: dict[str, float] = {}
+    best: dict[str, tuple[float, ScoredItem]] = {}
+    for w, listed in lists:
+        listed = [s for s in listed if s.item not in exclude]
+        top = max((s.score for s in listed), default=0.0)
+        if top <= 0:
+            continue
+        for s in listed:
+            part = w * max(s.score, 0.0) / top
+            blended[s.item] = blended.get(s.item, 0.0) + part
+            if s.item not in best or part > best[s.item][0]:
+                best[s.item] = (part, s)
+    ranked = sorted(blended, key=lambda i: (-on_grid(blended[i]), i))
+    return [
+        ScoredItem(i, blended[i], best[i][1].signal, best[i][1].explanation) for i in ranked[:k]
+    ]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_blend_of_several_lists_follows_its_definition(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    items = [f"i{n}" for n in range(30)]
+    # Scores from a few values (ties after weighting and normalizing), zeros, negatives,
+    # repeats of an item within a list, and now and then an out-of-range score.
+    values = [0.0, -0.5, 0.1, 0.2, 0.1 + 0.2, 0.3, 1.0, 2.5, 1e-10]
+    if seed % 5 == 0:
+        values += [float("inf"), float("nan")]
+    components = []
+    for c in range(rng.randint(2, 4)):
+        answer = [
+            ScoredItem(rng.choice(items), rng.choice(values), f"s{c}", f"why {c}.{n}")
+            for n in range(rng.randint(0, 25))
+        ]
+        components.append(Fixed(f"s{c}", answer))
+    weights = {f.name: rng.choice([0.05, 0.1, 0.5, 1.0, 3.0]) for f in components}
+    hybrid = HybridRecommender(components, weights=weights, pool=rng.randint(1, 40))
+    for k in (1, 3, 10, 40):
+        exclude = frozenset(rng.sample(items, rng.randint(0, 5)))
+        lists = [(weights[f.name], f.answer) for f in components]
+        want = _blend_by_definition(lists, k, exclude)
+        got = hybrid.recommend(MinimizedView(), k, exclude)
+        assert [(s.item, s.signal, s.explanation) for s in got] == [
+            (s.item, s.signal, s.explanation) for s in want
+        ]
+        # The same sums (NaN compared as NaN).
+        assert [repr(s.score) for s in got] == [repr(s.score) for s in want]

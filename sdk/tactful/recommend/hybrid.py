@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from math import floor
 
 from tactful.recommend.rules import Rule, apply_rules
 from tactful.recommend.types import (
@@ -130,25 +131,38 @@ class HybridRecommender:
             if top <= 0:
                 continue
             for s in listed:
-                part = w * max(s.score, 0.0) / top
-                blended[s.item] = blended.get(s.item, 0.0) + part
-                if s.item not in best or part > best[s.item][0]:
-                    best[s.item] = (part, s)
-        # Compared rounded to 1e-9: decayed popularity summed in another order (after
-        # learn/forget) must tie, and so rank, the way a refit does.
-        ranked = sorted(blended, key=lambda i: (-on_grid(blended[i]), i))
+                raw, item = s.score, s.item
+                part = w * (raw if not raw < 0.0 else 0.0) / top  # max(raw, 0.0), inline
+                summed = blended.get(item)
+                if summed is None:
+                    blended[item] = part
+                    best[item] = (part, s)
+                else:
+                    blended[item] = summed + part
+                    if part > best[item][0]:
+                        best[item] = (part, s)
+        # Compared rounded to 1e-9 (`on_grid`, inlined for finite scores): decayed popularity
+        # summed in another order (after learn/forget) must tie, and so rank, the way a refit
+        # does. The keys are made in one pass and sorted as tuples (a key function per item
+        # was a third of the blend).
+        try:
+            keyed = [(-floor(v * 1e9 + 0.5), i) for i, v in blended.items()]
+        except (OverflowError, ValueError):  # an infinite or NaN score: on_grid's own order
+            keyed = [(-on_grid(v), i) for i, v in blended.items()]
+        keyed.sort()
         if self.rules:
-            out = [
-                ScoredItem(i, blended[i], best[i][1].signal, best[i][1].explanation) for i in ranked
-            ]
+            out = []
+            for _, i in keyed:
+                reason = best[i][1]
+                out.append(ScoredItem(i, blended[i], reason.signal, reason.explanation))
             out = apply_rules(out, self.rules, view, self.catalog, exclude)
             return [s for s in out if s.item not in exclude][:k]
         # Without rules the k first are the answer (the lists hold no excluded item): only
         # they are made into items.
         out = []
-        for i in ranked[:k]:
+        for _, i in keyed[:k]:
             reason = best[i][1]
-            out.append(ScoredItem(i, blended[i], reason.signal, reason.explanation))
+            out.append(_new(ScoredItem, (i, blended[i], reason.signal, reason.explanation)))
         return out
 
     def _alone(
