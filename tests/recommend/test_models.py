@@ -118,6 +118,23 @@ def test_content_answers_as_a_full_sort_would_ties_and_explanations_included() -
             assert got == _content_reference(model, view, k, exclude), (half_life, case)
 
 
+def test_content_names_tied_features_in_feature_order() -> None:
+    # Categories in pairs that always go together: an item's two features share exactly as
+    # much with the taste, and the explanation names them in feature order, as a stable sort
+    # of the row would (and, with no match at all, names nothing).
+    pairs = [("drama", "doc"), ("kids", "comedy"), ("action", "classic")]
+    catalog = [CatalogItem(f"i{i}", f"Item {i}", pairs[i % 3], {}) for i in range(30)]
+    catalog.append(CatalogItem("solo", "Solo", ("opera",), {}))
+    model = ContentRecommender()
+    model.fit([], catalog)
+    for history in (["i0"], ["i0", "i1"], ["i4", "i1", "i2"], ["solo"]):
+        view = _view(*history)
+        got = [(s.item, s.score, s.explanation) for s in model.recommend(view, 40, frozenset())]
+        assert got == _content_reference(model, view, 40, frozenset()), history
+    named = {s.explanation for s in model.recommend(_view("i0"), 40, frozenset())}
+    assert "Like the Drama and Doc items you viewed." in named
+
+
 def test_boost_applies_only_in_the_declared_context_and_explains_itself() -> None:
     short = Rule(
         "boost",

@@ -162,24 +162,47 @@ class ContentRecommender:
             # (nearly the whole catalog) was most of the call.
             kth = -np.partition(-scores[candidates], k - 1)[k - 1]
             candidates = candidates[scores[candidates] >= kth]
-        order = candidates[np.lexsort((candidates, -scores[candidates]))][:k].tolist()
+        order = candidates[np.lexsort((candidates, -scores[candidates]))][:k]
+        picked = scores[order].tolist()
         ptr, cols, vals, weights = self._ptr, self._cols, self._vals, taste.tolist()
         # Explanations of the features named, when no declared preference is among them.
         texts = self._texts
         out = []
-        for j in order:
-            # An item's two features that share most with the taste (ties: feature order).
-            feats = cols[ptr[j] : ptr[j + 1]]
-            shared = [v * weights[f] for f, v in zip(feats, vals[ptr[j] : ptr[j + 1]], strict=True)]
-            strongest = sorted(range(len(shared)), key=shared.__getitem__, reverse=True)[:2]
-            named = tuple(feats[f] for f in strongest if shared[f] > 0)
+        for j, score in zip(order.tolist(), picked, strict=True):
+            named = _strongest(ptr[j], ptr[j + 1], cols, vals, weights)
             text = None if declared else texts.get(named)
             if text is None:
                 text = _explain([self.features[f] for f in named], declared)
                 if not declared and len(texts) < MAX_TEXTS:
                     texts[named] = text
-            out.append(ScoredItem(self.items[j], float(scores[j]), self.name, text))
+            out.append(_new(ScoredItem, (self.items[j], score, self.name, text)))
         return out
+
+
+_new = tuple.__new__
+
+
+def _strongest(
+    start: int, end: int, cols: list[int], vals: list[float], weights: list[float]
+) -> tuple[int, ...]:
+    """An item's (row `start:end` of the vectors) two features that share most with the taste,
+    those sharing anything, strongest first (ties: feature order). Items have a feature or
+    two as a rule: those are compared directly, longer rows sorted."""
+    if end - start == 1:
+        f = cols[start]
+        return (f,) if vals[start] * weights[f] > 0 else ()
+    if end - start == 2:
+        f, g = cols[start], cols[start + 1]
+        x, y = vals[start] * weights[f], vals[start + 1] * weights[g]
+        if y > x:  # the sort is stable: on a tie the first feature stays first
+            f, g, x, y = g, f, y, x
+        if y > 0:
+            return (f, g)
+        return (f,) if x > 0 else ()
+    feats = cols[start:end]
+    shared = [v * weights[f] for f, v in zip(feats, vals[start:end], strict=True)]
+    strongest = sorted(range(len(shared)), key=shared.__getitem__, reverse=True)[:2]
+    return tuple(feats[f] for f in strongest if shared[f] > 0)
 
 
 def _explain(features: list[str], declared: set[str]) -> str:
