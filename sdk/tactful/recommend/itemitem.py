@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from math import floor
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,6 +18,7 @@ DENSE_MAX = 4096
 # changes wait, or when a query would merge more than READ_THROUGH entries.
 PENDING_MAX = 64
 READ_THROUGH = 1_000_000
+MAX_TEXTS = 65_536  # explanation texts kept per fit (one per item a user viewed)
 
 
 class ItemItemRecommender:
@@ -52,6 +54,7 @@ class ItemItemRecommender:
         self.index: dict[str, int] = {}
         self.items: list[str] = []
         self.titles: dict[str, str] = {}
+        self._texts: dict[str, str] = {}  # "Because you viewed <title>." by viewed item, per fit
         self._dense: np.ndarray | None = np.zeros((0, 0))
         self._sparse = sp.csr_matrix((0, 0), dtype=np.float64)
         # Changes of C not yet added into the sparse matrix: (rows, cols, values) entries per
@@ -97,6 +100,7 @@ class ItemItemRecommender:
         self._waiting = None
         self._changes += 1
         self.titles = {c.item_id: c.title for c in catalog if c.title}
+        self._texts = {}
         for c in catalog:
             if c.item_id not in self.index:
                 self.index[c.item_id] = len(self.items)
@@ -400,24 +404,42 @@ class ItemItemRecommender:
             kth = -np.partition(-scores[candidates], k - 1)[k - 1]
             candidates = candidates[scores[candidates] >= kth]
         # Ties break by item id (not by index, which depends on the order items were learned).
-        ranked = sorted(
-            candidates.tolist(), key=lambda j: (-on_grid(float(scores[j])), self.items[j])
-        )[:k]
+        # The keys (`on_grid`, inlined for finite scores) are made in one pass and sorted as
+        # tuples; item ids are distinct, so the index after them is never compared.
+        found_scores = scores[candidates].tolist()
+        names = self.items
+        try:
+            keyed = [
+                (-floor(v * 1e9 + 0.5), names[j], j)
+                for j, v in zip(candidates.tolist(), found_scores, strict=True)
+            ]
+        except (OverflowError, ValueError):  # an infinite or NaN score: on_grid's own order
+            keyed = [
+                (-on_grid(v), names[j], j)
+                for j, v in zip(candidates.tolist(), found_scores, strict=True)
+            ]
+        keyed.sort()
+        ranked = [row[2] for row in keyed[:k]]
         # Each answer's reason, as `scores` gives it, found among the answers' votes only.
         chosen = np.zeros(n, dtype=bool)
         chosen[ranked] = True
         voted, sources = _strongest(items, votes, owners, np.zeros(n), chosen)
         source = dict(zip(voted.tolist(), sources.tolist(), strict=True))
+        titles, texts = self.titles, self._texts
         out = []
-        for j in ranked:
-            because = self.items[source[j]]
-            title = self.titles.get(because, because)
-            out.append(
-                ScoredItem(
-                    self.items[j], float(scores[j]), self.name, f"Because you viewed {title}."
-                )
-            )
+        for j, score in zip(ranked, scores[ranked].tolist(), strict=True):
+            because = names[source[j]]
+            text = texts.get(because)
+            if text is None:
+                title = titles.get(because, because)
+                text = f"Because you viewed {title}."
+                if len(texts) < MAX_TEXTS:
+                    texts[because] = text
+            out.append(_new(ScoredItem, (names[j], score, self.name, text)))
         return out
+
+
+_new = tuple.__new__
 
 
 def _strongest(

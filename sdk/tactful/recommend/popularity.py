@@ -83,10 +83,14 @@ class PopularityRecommender:
         if k <= 0:
             return out
         reason = "Trending right now." if self.half_life_days else "Popular with many users."
+        name, append = self.name, out.append
         for item, score in self.ranking():
             if item in exclude:
                 continue
-            out.append(ScoredItem(item, score, self.name, reason))
+            append(_new(ScoredItem, (item, score, name, reason)))  # ScoredItem(...), frameless
             if len(out) == k:
                 break
         return out
+
+
+_new = tuple.__new__
