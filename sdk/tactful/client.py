@@ -45,6 +45,7 @@ from tactful.recommend import (
     ScoredItem,
     rerank,
 )
+from tactful.recommend.diversity import usual_categories
 from tactful.recommend.hybrid import LoneMemo
 from tactful.reports import AuditReport, Report, collect
 from tactful.rights import (
@@ -80,6 +81,7 @@ class _Plan:
         "restate",
         "segments",
         "used",
+        "usual",
         "view",
     )
 
@@ -116,6 +118,8 @@ class _Plan:
         self.records: dict[object, tuple[str, str, str, str]] = {}
         # The last answer's items, validated: the same items again are not looked up again.
         self.last: tuple[list[ScoredItem], tuple[RecommendedItem, ...]] | None = None
+        # The view's usual categories for the discovery re-ranking (`rerank`), once needed.
+        self.usual: frozenset[str] | None = None
 
     @property
     def asked(self) -> str:
@@ -506,7 +510,10 @@ class Tactful:
             explore = (
                 models.popularity.recommend(MinimizedView(), 50, plan.exclude) if level > 0 else []
             )
-            scored = rerank(pool, k, level, plan.hybrid.catalog, view.history, explore)
+            catalog = plan.hybrid.catalog
+            if level > 0 and plan.usual is None:
+                plan.usual = usual_categories(view.history, catalog)
+            scored = rerank(pool, k, level, catalog, view.history, explore, usual=plan.usual)
             return scored, plan.hybrid.name
         if plan.decision.outcome == "non_personalized":
             released = self.aggregates.popularity.of_release(read, release)

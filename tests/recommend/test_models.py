@@ -238,6 +238,62 @@ def test_discovery_zero_keeps_the_order_and_higher_levels_mix_categories() -> No
     assert mixed[0] == "a1" and "c1" in mixed, "a comedy breaks the run of action items"
 
 
+def _mmr_by_definition(
+    pool: list[ScoredItem], k: int, level: float, cats: dict[str, frozenset[str]]
+) -> list[ScoredItem]:
+    """Greedy MMR as diversity.py defines it: each step takes the item of largest
+    (1 - L) * f - L * (f + max similarity to those taken) / 2 (first in the pool on a tie)."""
+    from tactful.recommend.diversity import jaccard
+
+    top = max((s.score for s in pool), default=0.0)
+    fam = [s.score / top if top > 0 else 0.0 for s in pool]
+    left, picked, taken = list(range(len(pool))), [], []
+    while left and len(picked) < k:
+
+        def value(i: int) -> tuple[float, int]:
+            similar = max(
+                (jaccard(cats.get(pool[i].item, frozenset()), t) for t in taken), default=0.0
+            )
+            return ((1.0 - level) * fam[i] - level * (fam[i] + similar) / 2.0, -i)
+
+        best = max(left, key=value)
+        left.remove(best)
+        picked.append(pool[best])
+        taken.append(cats.get(pool[best].item, frozenset()))
+    return picked
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_discovery_reranks_as_mmr_is_defined(seed: int) -> None:
+    # Random pools over few categories (many equal similarities and values), duplicates of
+    # a score, items without categories or outside the catalog, every level and k.
+    import random
+
+    from tactful.recommend.diversity import _mmr
+
+    rng = random.Random(seed)
+    names = ["action", "comedy", "drama", "doc"]
+    catalog = {
+        f"i{n}": CatalogItem(f"i{n}", f"Item {n}", tuple(rng.sample(names, rng.randint(0, 3))))
+        for n in range(40)
+    }
+    scores = [1.0, 0.9, 0.9, 0.5, 0.25, 0.0, 2.0]
+    pool = [
+        ScoredItem(item, rng.choice(scores), "item_item", "")
+        for item in rng.sample([*catalog, "gone1", "gone2"], rng.randint(0, 30))
+    ]
+    cats = {i: frozenset(c.categories) for i, c in catalog.items()}
+    for level in (0.0, 0.1, 0.2, 0.5, 2 / 3, 0.9, 1.0):
+        for k in (1, 3, 9, 50):
+            assert _mmr(pool, k, level, cats) == _mmr_by_definition(pool, k, level, cats)
+    odd = [
+        *pool,
+        ScoredItem("i0", float("inf"), "app", ""),
+        ScoredItem("i1", float("nan"), "app", ""),
+    ]
+    assert len(_mmr(odd, 5, 0.5, cats)) == min(5, len(odd))
+
+
 def test_exploration_slot_brings_an_item_outside_the_usual_categories() -> None:
     pool = [ScoredItem(i, 1.0 - n / 10, "item_item", "") for n, i in enumerate(["a2", "a3"])]
     explore = [ScoredItem("d1", 3.0, "popularity", "popular")]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from math import isfinite
 
 from tactful.recommend.types import CatalogItem, Interaction, ScoredItem
 
@@ -45,12 +46,15 @@ def rerank(
     catalog: Mapping[str, CatalogItem],
     history: Sequence[Interaction] = (),
     explore: Sequence[ScoredItem] = (),
+    *,
+    usual: frozenset[str] | None = None,
 ) -> list[ScoredItem]:
     """Pick k items of a best-first pool at discovery `level`, with an exploration slot.
 
     `explore` holds further candidates for the exploration slot (e.g. the popularity list)
     used when the pool has no item outside the user's usual categories; the caller has
-    already removed excluded items from both lists.
+    already removed excluded items from both lists. `usual` may hand in
+    `usual_categories(history, catalog)` when the caller kept it (the gate's plan does).
     """
     if not 0.0 <= level <= 1.0:
         raise ValueError("discovery level must be between 0 and 1")
@@ -61,13 +65,14 @@ def rerank(
     pinned = [s for s in pool if s.signal == "rule"][:k]  # the app's pins keep the head
     if pinned:
         rest = [s for s in pool if s.signal != "rule"]
-        return pinned + rerank(rest, k - len(pinned), level, catalog, history, explore)
+        return pinned + rerank(rest, k - len(pinned), level, catalog, history, explore, usual=usual)
     cats = {
         s.item: frozenset(catalog[s.item].categories)
         for s in [*pool, *explore]
         if s.item in catalog
     }
-    usual = usual_categories(history, catalog)
+    if usual is None:
+        usual = usual_categories(history, catalog)
     slot = _exploration(pool, explore, usual, cats) if usual and k > 1 else None
     rest = [s for s in pool if slot is None or s.item != slot.item]
     picked = _mmr(rest, k - (slot is not None), level, cats)
@@ -79,6 +84,43 @@ def _mmr(
 ) -> list[ScoredItem]:
     top = max((s.score for s in pool), default=0.0)
     fam = [s.score / top if top > 0 else 0.0 for s in pool]
+    if not all(isfinite(f) for f in fam):
+        # NaN or infinity (an app's recommender): values may be NaN, and the comparison of
+        # (value, -index) tuples decides, as defined.
+        return _mmr_by_key(pool, k, level, fam, cats)
+    sets = [cats.get(s.item, _NONE) for s in pool]
+    redundancy = [0.0] * len(pool)
+    left = list(range(len(pool)))
+    picked: list[ScoredItem] = []
+    while left and len(picked) < k:
+        # The first (lowest) index of the largest value: max() over (value, -index).
+        best, value = -1, 0.0
+        for i in left:
+            v = (1.0 - level) * fam[i] - level * (fam[i] + redundancy[i]) / 2.0
+            if best < 0 or v > value:
+                best, value = i, v
+        left.remove(best)
+        picked.append(pool[best])
+        mine = sets[best]
+        if mine:
+            for i in left:
+                theirs = sets[i]
+                if theirs:
+                    overlap = len(theirs & mine) / len(theirs | mine)  # jaccard, inline
+                    if overlap > redundancy[i]:
+                        redundancy[i] = overlap
+    return picked
+
+
+def _mmr_by_key(
+    pool: Sequence[ScoredItem],
+    k: int,
+    level: float,
+    fam: list[float],
+    cats: Mapping[str, frozenset[str]],
+) -> list[ScoredItem]:
+    """MMR as defined, by max() over (value, -index): for pools with a NaN or an infinite
+    score, whose values may be NaN."""
     redundancy = [0.0] * len(pool)
     left = list(range(len(pool)))
     picked: list[ScoredItem] = []
@@ -93,10 +135,13 @@ def _mmr(
         left.remove(best)
         chosen = pool[best]
         picked.append(chosen)
-        mine = cats.get(chosen.item, frozenset())
+        mine = cats.get(chosen.item, _NONE)
         for i in left:
-            redundancy[i] = max(redundancy[i], jaccard(cats.get(pool[i].item, frozenset()), mine))
+            redundancy[i] = max(redundancy[i], jaccard(cats.get(pool[i].item, _NONE), mine))
     return picked
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 def _exploration(
