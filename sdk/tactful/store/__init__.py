@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, event, select, update
+from sqlalchemy import Connection, Engine, bindparam, event, select, update
 from sqlalchemy.exc import ProgrammingError
 
 from tactful.crypto import KeyProvider, checkpoint_mac, checkpoint_mac_valid
@@ -41,6 +41,8 @@ from tactful.store.subjects import CIPHER_CACHE, SubjectRef, Subjects, check_use
 from tactful.store.tables import StoreMeta, Subject, table_of
 
 _meta = table_of(StoreMeta)
+# Built once: a statement made per call costs several times its execution.
+_META_VALUE = select(_meta.c.value).where(_meta.c.key == bindparam("key"))
 INDEXED = "blind_index_fields"
 # Probes kept per (pseudonym, dataset) while the database is quiet (SQLite; PostgreSQL when
 # notified of changes).
@@ -230,7 +232,7 @@ class Store:
 
     def read_meta(self, conn: Connection, key: str) -> str | None:
         """A store-wide fact (schema version, model epoch), or None."""
-        row = conn.execute(select(_meta.c.value).where(_meta.c.key == key)).first()
+        row = conn.execute(_META_VALUE, {"key": key}).first()
         return None if row is None else str(row[0])
 
     def bump_counter(self, conn: Connection, key: str) -> int:

@@ -63,6 +63,11 @@ _MARKED_ALL = (
     .order_by(_event.c.ts, _event.c.id)
 )
 _MARKED_AFTER = _MARKED_ALL.where(_event.c.seq > bindparam("after"))
+_MARKED_MANY = (
+    select(*_MARKED_COLUMNS)
+    .where(_event.c.subject_id.in_(bindparam("sids", expanding=True)))
+    .order_by(_event.c.subject_id, _event.c.ts, _event.c.id)
+)
 _LATEST_NUMBERS = select(
     _subject.c.id,
     select(func.max(_event.c.seq)).where(_event.c.subject_id == _subject.c.id).scalar_subquery(),
@@ -582,11 +587,7 @@ class Events:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             keyed = self._subjects.aeads_for(conn, chunk)
-            result = conn.execute(
-                select(*_MARKED_COLUMNS)
-                .where(_event.c.subject_id.in_(list(keyed)))
-                .order_by(_event.c.subject_id, _event.c.ts, _event.c.id)
-            )
+            result = conn.execute(_MARKED_MANY, {"sids": list(keyed)})
             current: int | None = None
             group: list[Any] = []  # rows (subject_id, id, ts, ciphertext, seq) of one subject
             for rows in result.partitions(1000):

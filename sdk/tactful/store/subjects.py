@@ -45,6 +45,10 @@ _FIND_MANY = select(
     _subject.c.jurisdiction,
     _subject.c.user_id_ct.is_(None).label("legacy"),
 ).where(_subject.c.ref.in_(bindparam("refs", expanding=True)))
+# Live subjects' (id, pseudonym, alias) by id (bulk training reads), built once.
+_LIVE_KEYS = select(_subject.c.id, _subject.c.ref, _subject.c.alias).where(
+    _subject.c.id.in_(bindparam("ids", expanding=True)) & _subject.c.ref.is_not(None)
+)
 
 
 class SubjectRef(NamedTuple):
@@ -382,11 +386,7 @@ class Subjects:
         out: dict[int, tuple[str, Aead]] = {}
         for start in range(0, len(subject_ids), 500):
             chunk = subject_ids[start : start + 500]
-            rows = conn.execute(
-                select(_subject.c.id, _subject.c.ref, _subject.c.alias).where(
-                    _subject.c.id.in_(chunk) & _subject.c.ref.is_not(None)
-                )
-            ).all()
+            rows = conn.execute(_LIVE_KEYS, {"ids": chunk}).all()
             cached = self._ciphers
             missing = {alias: sid for sid, _, alias in rows if sid not in cached}
             made: dict[int, Aead] = {}
