@@ -232,3 +232,46 @@ def test_item_item_rejects_bad_knobs() -> None:
         ItemItemRecommender(neighbors=0)
     with pytest.raises(ValueError, match="shrinkage"):
         ItemItemRecommender(shrinkage=-1.0)
+
+
+@pytest.mark.parametrize("neighbors", [1, 3, 20])
+def test_item_item_neighbor_rows_follow_their_definition_on_the_sparse_layout(
+    neighbors: int,
+) -> None:
+    # Each row: the similarities C_rj / (sqrt(C_rr C_jj) + shrinkage) of the other items, its
+    # k largest positive ones and every item tied with the k-th, in item order; read from
+    # the counts as fitted and after further contributors wait to be merged (learn).
+    import random
+
+    rng = random.Random(neighbors)
+    names = [f"i{n}" for n in range(5000)]  # above DENSE_MAX: the sparse layout
+
+    def bundle() -> list[Interaction]:
+        # Items 100-139 come in twins that are always taken together: equal counts with every
+        # item and equal totals, so equal similarities, and ties at the k-th.
+        twins = [names[100 + 2 * g + t] for g in rng.sample(range(20), 3) for t in (0, 1)]
+        return [Interaction(i) for i in twins] + [
+            Interaction(names[rng.randrange(60)]) for _ in range(rng.randint(1, 5))
+        ]
+
+    model = ItemItemRecommender(neighbors=neighbors, shrinkage=2.0)
+    model.fit([bundle() for _ in range(200)], [CatalogItem(name) for name in names])
+    assert model._dense is None, "the sparse layout"
+    for step in range(3):
+        counts = model.counts().toarray()
+        diag = counts.diagonal()
+        picked = rng.sample([*range(60), *range(100, 140)], 40)
+        rows = np.asarray(sorted(model.index[names[n]] for n in picked), dtype=np.int64)
+        model._rows.clear()  # computed now, from the counts (and the waiting changes)
+        got = model.neighbors_of(rows)
+        for r, (cols, sims) in zip(rows.tolist(), got, strict=True):
+            denom = np.sqrt(diag[r] * diag) + 2.0
+            want = np.divide(counts[r], denom, out=np.zeros(len(diag)), where=denom > 0)
+            want[r] = 0.0
+            positive = np.flatnonzero(want > 0)
+            kth = np.sort(want[positive])[::-1][neighbors - 1] if positive.size >= neighbors else 0
+            keep = positive[want[positive] >= kth]
+            assert cols.tolist() == keep.tolist(), (step, r)
+            assert np.array_equal(sims, want[keep]), (step, r)
+        for _ in range(5):
+            model.learn(bundle())  # waiting changes, merged into the rows read next
