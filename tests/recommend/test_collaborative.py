@@ -254,15 +254,21 @@ def test_item_item_neighbor_rows_follow_their_definition_on_the_sparse_layout(
             Interaction(names[rng.randrange(60)]) for _ in range(rng.randint(1, 5))
         ]
 
+    learned = [bundle() for _ in range(200)]
     model = ItemItemRecommender(neighbors=neighbors, shrinkage=2.0)
-    model.fit([bundle() for _ in range(200)], [CatalogItem(name) for name in names])
+    model.fit(learned, [CatalogItem(name) for name in names])
     assert model._dense is None, "the sparse layout"
     for step in range(3):
-        counts = model.counts().toarray()
+        # The counts by their definition (not `model.counts()`, which would merge the
+        # waiting changes first): co-occurrences of distinct items per contributor.
+        counts = np.zeros((140, 140))  # items 140 on co-occur with nothing: similarity 0
+        for b in learned:
+            at = np.asarray(sorted({model.index[e.item] for e in b}))
+            counts[np.ix_(at, at)] += 1
         diag = counts.diagonal()
         picked = rng.sample([*range(60), *range(100, 140)], 40)
         rows = np.asarray(sorted(model.index[names[n]] for n in picked), dtype=np.int64)
-        model._rows.clear()  # computed now, from the counts (and the waiting changes)
+        model._rows.clear()  # computed now, from the counts and the waiting changes
         got = model.neighbors_of(rows)
         for r, (cols, sims) in zip(rows.tolist(), got, strict=True):
             denom = np.sqrt(diag[r] * diag) + 2.0
@@ -274,4 +280,6 @@ def test_item_item_neighbor_rows_follow_their_definition_on_the_sparse_layout(
             assert cols.tolist() == keep.tolist(), (step, r)
             assert np.array_equal(sims, want[keep]), (step, r)
         for _ in range(5):
-            model.learn(bundle())  # waiting changes, merged into the rows read next
+            learned.append(bundle())
+            model.learn(learned[-1])  # a waiting change, merged into the rows read next
+        assert model._pending, "the next rows merge waiting changes"
