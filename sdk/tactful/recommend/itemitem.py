@@ -176,7 +176,7 @@ class ItemItemRecommender:
             else:
                 mine = np.zeros(len(self.items), dtype=bool)
                 mine[diagonal] = True
-                hit[self._sparse[diagonal].indices] = True
+                hit[self._sparse.indices[_entries(self._sparse.indptr, diagonal)[0]]] = True
                 if self._pending:
                     waiting_rows, waiting_cols, _ = self._waiting_entries()
                     hit[waiting_cols[mine[waiting_rows]]] = True
@@ -285,10 +285,7 @@ class ItemItemRecommender:
         # matrix's arrays (column-sorted), with the waiting changes merged in.
         m = missing.size
         matrix = self._sparse
-        lo, hi = matrix.indptr[missing], matrix.indptr[missing + 1]
-        lengths = hi - lo
-        offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        take = np.repeat(lo - offsets, lengths) + np.arange(int(lengths.sum()))
+        take, lengths = _entries(matrix.indptr, missing)
         row_of = np.repeat(np.arange(m), lengths)
         cols, values = matrix.indices[take].astype(np.int64), matrix.data[take]
         if self._pending:
@@ -466,6 +463,15 @@ def _strongest(
     at = np.flatnonzero(strongest)
     voted, first = np.unique(items[at], return_index=True)
     return voted, owners[at[first]]
+
+
+def _entries(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the entries of `rows` of a CSR matrix lie in its arrays, row after row, and each
+    row's length: the rows' slices gathered at once (scipy's row indexing builds a matrix)."""
+    lo = indptr[rows]
+    lengths = indptr[rows + 1] - lo
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    return np.repeat(lo - offsets, lengths) + np.arange(int(lengths.sum())), lengths
 
 
 def _summed(items: np.ndarray, votes: np.ndarray, n: int) -> np.ndarray:
