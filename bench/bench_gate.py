@@ -22,6 +22,9 @@
     (a) runs twice: with `pg_changes="probe"` (the default: the probe's statement on every
     call) and `"notify"` (probes from memory until a commit here or a notification; then
     also how soon another client's commit is heard).
+(c) The default blend and settings (item-item, content and popularity; discovery 0.2: a
+    widened pool, MMR re-ranking and an exploration slot), gated against the same work
+    called directly on the same prepared input; on PostgreSQL in both modes as (a).
 (b) Policy decision alone: `evaluate` (the compiled default pack plus the statutory
     protections, narrowing, withholding and context filtering: everything but I/O) against a
     hand-written Python function that makes the same decisions for the default pack. Both are
@@ -47,6 +50,8 @@ from pathlib import Path
 from tactful import Tactful
 from tactful.policy import CompiledPolicy, Decision, SubjectState, evaluate, load_pack
 from tactful.recommend import ItemItemRecommender, MinimizedView, ScoredItem, rerank
+from tactful.recommend.diversity import usual_categories
+from tactful.recommend.hybrid import DEFAULT_WEIGHTS
 from tactful.settings import Settings, pool_size
 from tactful.store import Connection, category_allowed
 from tactful.store.probe import probe as probe_statement
@@ -141,6 +146,7 @@ def _run(db: str, tmp: str, users: int, calls: int, pg_changes: str | None) -> N
         ids = seed(tf, users)
         with opened() as other:  # another process, as far as caches and connections go
             _gate_overhead(tf, ids, calls, other, pg_changes)
+            _default_blend(tf, ids, calls, pg_changes)
             if pg_changes == "notify":
                 _notification_delay(tf, db)
     finally:
@@ -528,6 +534,68 @@ def _gate_overhead(
 
 # ---------------------------------------------------------------------------------------
 # (b) the policy decision alone vs a hand-written function for the default pack
+
+
+def _default_blend(tf: Tactful, ids: list[str], calls: int, pg_changes: str | None) -> None:
+    """(c) The same gated call with tactful's default blend and settings (item-item, content
+    and popularity; discovery 0.2: a widened pool, MMR re-ranking and an exploration slot),
+    against that work done directly on the same prepared input: the hybrid's pool, the
+    popularity list for exploration and `rerank`, as `Tactful._run` does them."""
+    store, gate, models = tf._store, tf._gate, tf._models
+    tf.configure_recommendations(weights=dict(DEFAULT_WEIGHTS))
+    defaults = Settings()
+    for user in ids:
+        tf.settings.update(user, discovery=defaults.discovery)
+    ctx = {"device": "mobile", "channel": "app"}
+    # The prepared input, as a call's plan keeps it: the view, the exclusions, the discovery
+    # level and the view's usual categories (`Tactful._run`).
+    prepared: list[tuple[MinimizedView, frozenset[str], float, frozenset[str]]] = []
+    for user in ids:
+        tf.recommend(user, k=K, context=ctx)  # the state cached, the similarity rows made
+        with store.read() as conn:
+            entry = gate.cached(lambda: conn, store.probe(user))
+            assert entry is not None
+            decision, settings = gate.decide_for(entry, "personalization", ctx)
+            view = tf._view(lambda: conn, entry, decision, ctx)
+        exclude = models.excluded(
+            decision.exclude_item_categories | frozenset(settings.excluded_topics),
+            seen=frozenset(i.item for i in view.history),
+        )
+        level = max(settings.discovery, decision.diversity_floor)
+        usual = usual_categories(view.history, models.hybrid.catalog)
+        prepared.append((view, exclude, level, usual))
+    hybrid, popularity = models.hybrid, models.popularity
+
+    def direct_call(
+        view: MinimizedView, exclude: frozenset[str], level: float, usual: frozenset[str]
+    ) -> list[ScoredItem]:
+        pool = hybrid.recommend(view, pool_size(K, level), exclude)
+        explore = popularity.recommend(MinimizedView(), 50, exclude) if level > 0 else []
+        return rerank(pool, K, level, hybrid.catalog, view.history, explore, usual=usual)
+
+    gated_items = tf.recommend(ids[0], k=K, context=ctx).item_ids
+    assert gated_items == [s.item for s in direct_call(*prepared[0])]
+    gated: list[float] = []
+    direct: list[float] = []
+    for j in range(calls):
+        n = (j * 997) % len(ids)
+        runs: list[Callable[[], None]] = [
+            lambda n=n: gated.extend(timed(lambda: tf.recommend(ids[n], k=K, context=ctx), 1)),
+            lambda p=prepared[n]: direct.extend(timed(lambda: direct_call(*p), 1)),
+        ]
+        for run in runs[j % 2 :] + runs[: j % 2]:
+            run()
+    tf.audit.flush()
+    g, d = statistics.median(gated), statistics.median(direct)
+    mode = "" if pg_changes is None else f" (pg_changes={pg_changes})"
+    print(
+        f"\n(c) the default blend and settings, {store.dialect}{mode} (item-item, content, "
+        f"popularity; discovery {defaults.discovery}), k={K}, {calls} calls each (median µs)"
+    )
+    print(f"  {'the same work called directly (pool, exploration, rerank)':<58} {d:9.1f}")
+    print(f"  {'gated tf.recommend, state cached':<58} {g:9.1f}")
+    print(f"  {'gate cost':<58} {g - d:9.1f}")
+    print(f"  gated throughput / direct: {100 * d / g:5.1f} %")
 
 
 def handwritten(
