@@ -546,6 +546,9 @@ def _default_blend(tf: Tactful, ids: list[str], calls: int, pg_changes: str | No
     defaults = Settings()
     for user in ids:
         tf.settings.update(user, discovery=defaults.discovery)
+    # Everything (a) wrote, here and in the other instance, learned now: a sync during the
+    # timed calls would make every user's next call plan again (the state is not cached).
+    tf.train()
     ctx = {"device": "mobile", "channel": "app"}
     # The prepared input, as a call's plan keeps it: the view, the exclusions, the discovery
     # level and the view's usual categories (`Tactful._run`).
