@@ -189,6 +189,29 @@ def _notification_delay(tf: Tactful, dsn: str, n: int = 500) -> None:
     )
 
 
+def _mode(pg_changes: str | None) -> str:
+    """How a section's heading names PostgreSQL's way of learning of changes (none on SQLite)."""
+    return "" if pg_changes is None else f" (pg_changes={pg_changes})"
+
+
+def _prepared(
+    tf: Tactful, user: str, ctx: Mapping[str, str]
+) -> tuple[MinimizedView, frozenset[str], float]:
+    """What the gate gives the recommender for this user's personalized call: the minimized
+    view, the items excluded, and the discovery level (read as `Tactful._plan` reads them)."""
+    store, gate, models = tf._store, tf._gate, tf._models
+    with store.read() as conn:
+        entry = gate.cached(lambda: conn, store.probe(user))
+        assert entry is not None
+        decision, settings = gate.decide_for(entry, "personalization", ctx)
+        view = tf._view(lambda: conn, entry, decision, ctx)
+    exclude = models.excluded(
+        decision.exclude_item_categories | frozenset(settings.excluded_topics),
+        seen=frozenset(i.item for i in view.history),
+    )
+    return view, exclude, max(settings.discovery, decision.diversity_floor)
+
+
 def _gate_overhead(
     tf: Tactful, ids: list[str], calls: int, other: Tactful, pg_changes: str | None
 ) -> None:
@@ -197,18 +220,7 @@ def _gate_overhead(
     assert isinstance(item_item, ItemItemRecommender)
     ctx = {"device": "mobile", "channel": "app"}
     # Prepared input: what the gate gives the recommender, built once per user.
-    prepared: list[tuple[MinimizedView, frozenset[str]]] = []
-    for u in ids:
-        with store.read() as conn:
-            entry = gate.cached(lambda: conn, store.probe(u))
-            assert entry is not None
-            decision, settings = gate.decide_for(entry, "personalization", ctx)
-            view = tf._view(lambda: conn, entry, decision, ctx)
-        exclude = models.excluded(
-            decision.exclude_item_categories | frozenset(settings.excluded_topics),
-            seen=frozenset(i.item for i in view.history),
-        )
-        prepared.append((view, exclude))
+    prepared = [_prepared(tf, u, ctx)[:2] for u in ids]
     sample = tf.recommend(ids[0], k=K, context=ctx)
     assert sample.mode == "personalized" and {i.signal for i in sample.items} == {"item_item"}
     direct_first = [s.item for s in item_item.recommend(prepared[0][0], K, prepared[0][1])]
@@ -450,10 +462,10 @@ def _gate_overhead(
     g, d, h = statistics.median(gated), statistics.median(direct), statistics.median(blend)
     gc, dc, hc = (statistics.median(x) for x in (gated_cpu, direct_cpu, blend_cpu))
     c, cc = statistics.median(cold), statistics.median(cold_cpu)
-    mode = "" if pg_changes is None else f" (pg_changes={pg_changes})"
     print(
-        f"\n(a) gate overhead, {store.dialect}{mode}, catalog {ITEMS} items, {len(ids)} users x "
-        f"{PER_USER} events, k={K}, {len(gated)} calls each (median µs per call)"
+        f"\n(a) gate overhead, {store.dialect}{_mode(pg_changes)}, catalog {ITEMS} items, "
+        f"{len(ids)} users x {PER_USER} events, k={K}, {len(gated)} calls each (median µs per "
+        "call)"
     )
     print(f"  {'':<50} {'wall':>9} {'CPU':>9}")
     rows = (
@@ -541,7 +553,7 @@ def _default_blend(tf: Tactful, ids: list[str], calls: int, pg_changes: str | No
     and popularity; discovery 0.2: a widened pool, MMR re-ranking and an exploration slot),
     against that work done directly on the same prepared input: the hybrid's pool, the
     popularity list for exploration and `rerank`, as `Tactful._run` does them."""
-    store, gate, models = tf._store, tf._gate, tf._models
+    store, models = tf._store, tf._models
     tf.configure_recommendations(weights=dict(DEFAULT_WEIGHTS))
     defaults = Settings()
     for user in ids:
@@ -555,18 +567,10 @@ def _default_blend(tf: Tactful, ids: list[str], calls: int, pg_changes: str | No
     prepared: list[tuple[MinimizedView, frozenset[str], float, frozenset[str]]] = []
     for user in ids:
         tf.recommend(user, k=K, context=ctx)  # the state cached, the similarity rows made
-        with store.read() as conn:
-            entry = gate.cached(lambda: conn, store.probe(user))
-            assert entry is not None
-            decision, settings = gate.decide_for(entry, "personalization", ctx)
-            view = tf._view(lambda: conn, entry, decision, ctx)
-        exclude = models.excluded(
-            decision.exclude_item_categories | frozenset(settings.excluded_topics),
-            seen=frozenset(i.item for i in view.history),
+        view, exclude, level = _prepared(tf, user, ctx)
+        prepared.append(
+            (view, exclude, level, usual_categories(view.history, models.hybrid.catalog))
         )
-        level = max(settings.discovery, decision.diversity_floor)
-        usual = usual_categories(view.history, models.hybrid.catalog)
-        prepared.append((view, exclude, level, usual))
     hybrid, popularity = models.hybrid, models.popularity
 
     def direct_call(
@@ -590,9 +594,9 @@ def _default_blend(tf: Tactful, ids: list[str], calls: int, pg_changes: str | No
             run()
     tf.audit.flush()
     g, d = statistics.median(gated), statistics.median(direct)
-    mode = "" if pg_changes is None else f" (pg_changes={pg_changes})"
     print(
-        f"\n(c) the default blend and settings, {store.dialect}{mode} (item-item, content, "
+        f"\n(c) the default blend and settings, {store.dialect}{_mode(pg_changes)} (item-item, "
+        "content, "
         f"popularity; discovery {defaults.discovery}), k={K}, {calls} calls each (median µs)"
     )
     print(f"  {'the same work called directly (pool, exploration, rerank)':<58} {d:9.1f}")
