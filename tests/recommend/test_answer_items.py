@@ -11,7 +11,7 @@ import tactful.models
 from tactful import Tactful, ValidationError
 from tactful.models import RecommendedItem, recommended_items
 from tactful.recommend import HybridRecommender, MinimizedView, ScoredItem
-from tactful.recommend.types import on_grid
+from tactful.recommend.types import best_first, on_grid
 from tests.conftest import seed_small
 
 
@@ -92,6 +92,13 @@ def test_scores_out_of_range_rank_at_the_ends() -> None:
     assert keys == sorted(keys)
     assert on_grid(0.1 + 0.2) == on_grid(0.3), "float noise ties"
     assert on_grid(1e-10) == on_grid(0.0)
+
+
+def test_ranking_keys_are_on_grid_whatever_the_scores() -> None:
+    finite = [0.3, 0.1 + 0.2, -1.0, 0.0, 1e-10, 1e300, 2.5]
+    assert best_first(finite) == [-on_grid(x) for x in finite]
+    odd = [*finite, float("inf"), float("nan"), float("-inf")]
+    assert best_first(odd) == [-on_grid(x) for x in odd]
 
 
 def test_the_hybrid_ranks_an_app_recommenders_odd_scores_without_failing() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from math import floor
 
 from tactful.recommend.rules import Rule, apply_rules
 from tactful.recommend.types import (
@@ -12,6 +11,7 @@ from tactful.recommend.types import (
     MinimizedView,
     Recommender,
     ScoredItem,
+    best_first,
     on_grid,
 )
 
@@ -141,15 +141,9 @@ class HybridRecommender:
                     blended[item] = summed + part
                     if part > best[item][0]:
                         best[item] = (part, s)
-        # Compared rounded to 1e-9 (`on_grid`, inlined for finite scores): decayed popularity
-        # summed in another order (after learn/forget) must tie, and so rank, the way a refit
-        # does. The keys are made in one pass and sorted as tuples (a key function per item
-        # was a third of the blend).
-        try:
-            keyed = [(-floor(v * 1e9 + 0.5), i) for i, v in blended.items()]
-        except (OverflowError, ValueError):  # an infinite or NaN score: on_grid's own order
-            keyed = [(-on_grid(v), i) for i, v in blended.items()]
-        keyed.sort()
+        # Compared rounded to 1e-9 (`on_grid`): decayed popularity summed in another order
+        # (after learn/forget) must tie, and so rank, the way a refit does.
+        keyed = sorted(zip(best_first(blended.values()), blended, strict=True))
         if self.rules:
             out = []
             for _, i in keyed:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from math import floor
 
 import numpy as np
 import scipy.sparse as sp
 
-from tactful.recommend.types import CatalogItem, Interaction, MinimizedView, ScoredItem, on_grid
+from tactful.recommend.types import (
+    CatalogItem,
+    Interaction,
+    MinimizedView,
+    ScoredItem,
+    best_first,
+)
 
 # Up to this many items the counts live in a dense float64 matrix (4096² is 128 MiB; ML-100K's
 # 1682 items take 22 MiB): one contributor is then an O(m²) in-place update for m items.
@@ -407,22 +412,12 @@ class ItemItemRecommender:
             # Keep every item tied with the k-th so that ties break by index, deterministically.
             kth = -np.partition(-scores[candidates], k - 1)[k - 1]
             candidates = candidates[scores[candidates] >= kth]
-        # Ties break by item id (not by index, which depends on the order items were learned).
-        # The keys (`on_grid`, inlined for finite scores) are made in one pass and sorted as
-        # tuples; item ids are distinct, so the index after them is never compared.
-        found_scores = scores[candidates].tolist()
+        # Ties break by item id (not by index, which depends on the order items were learned);
+        # item ids are distinct, so the index after them is never compared.
         names = self.items
-        try:
-            keyed = [
-                (-floor(v * 1e9 + 0.5), names[j], j)
-                for j, v in zip(candidates.tolist(), found_scores, strict=True)
-            ]
-        except (OverflowError, ValueError):  # an infinite or NaN score: on_grid's own order
-            keyed = [
-                (-on_grid(v), names[j], j)
-                for j, v in zip(candidates.tolist(), found_scores, strict=True)
-            ]
-        keyed.sort()
+        listed = candidates.tolist()
+        keys = best_first(scores[candidates].tolist())
+        keyed = sorted(zip(keys, [names[j] for j in listed], listed, strict=True))
         ranked = [row[2] for row in keyed[:k]]
         # Each answer's reason, as `scores` gives it, found among the answers' votes only.
         chosen = np.zeros(n, dtype=bool)

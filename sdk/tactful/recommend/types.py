@@ -6,7 +6,7 @@ bundle per contributor, with no identifier) and answers for one MinimizedView at
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import floor
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -79,6 +79,18 @@ def on_grid(score: float) -> int:
         return _BEYOND if score > 0 else -_BEYOND
     except ValueError:  # NaN
         return -_BEYOND - 1
+
+
+def best_first(scores: Collection[float]) -> list[int]:
+    """`-on_grid(score)` of each score, in order: sort keys that put the best score first.
+
+    Made in one pass with `on_grid`'s arithmetic inlined (a key function per item was a third
+    of a blend's cost); a collection holding an infinite or NaN score takes `on_grid` itself.
+    """
+    try:
+        return [-floor(score * 1e9 + 0.5) for score in scores]
+    except (OverflowError, ValueError):
+        return [-on_grid(score) for score in scores]
 
 
 @runtime_checkable
